@@ -1,0 +1,93 @@
+/**
+ * Named limits (DESIGN.md, Principle 3). Spec values are fixed by the wire
+ * protocol (docs/spec/wire.md, docs/spec/handshake.md) and both sides must agree
+ * on them; implementation defaults are this node's policy and can be overridden
+ * through `Limits` overrides (config in a later issue).
+ */
+
+// ---- Spec values: changing one changes the protocol. ----
+
+/** Protocol version carried in HELLO_I. */
+export const PROTOCOL_VERSION = 1;
+/** Length prefix of every record and frame (u32 big-endian). */
+export const LENGTH_PREFIX_BYTES = 4;
+/** Poly1305 / GCM tag. */
+export const AEAD_TAG_BYTES = 16;
+/** AEAD nonce: 4 zero bytes || 64-bit big-endian counter. */
+export const AEAD_NONCE_BYTES = 12;
+/** AEAD and HKDF output key size. */
+export const KEY_BYTES = 32;
+/** Plaintext frame header: channel u8 | msg_id u16 | seq u32 | flags u8. */
+export const FRAME_HEADER_BYTES = 8;
+/** A frame's plaintext (header + chunk) is at most 64 KiB (DESIGN.md, Frames). */
+export const MAX_FRAME_PLAINTEXT_BYTES = 65_536;
+/** The largest value a frame length prefix may carry. */
+export const MAX_FRAME_CIPHERTEXT_BYTES = MAX_FRAME_PLAINTEXT_BYTES + AEAD_TAG_BYTES;
+/** The smallest: a header with an empty chunk, plus the tag. */
+export const MIN_FRAME_CIPHERTEXT_BYTES = FRAME_HEADER_BYTES + AEAD_TAG_BYTES;
+/** Largest chunk in one frame. */
+export const MAX_CHUNK_BYTES = MAX_FRAME_PLAINTEXT_BYTES - FRAME_HEADER_BYTES;
+/** The receiver closes a direction whose counter reaches this without a rekey (2^32 frames). */
+export const MAX_FRAMES_PER_KEY = 2 ** 32;
+/** Handshake nonces (nonce_I, nonce_R). */
+export const HANDSHAKE_NONCE_BYTES = 32;
+/** Cap on the body of each handshake record type (type byte excluded). */
+export const MAX_HELLO_I_BYTES = 2_048;
+export const MAX_HELLO_R_BYTES = 2_048;
+/** AUTH carries the identity public key, a signature (SLH-DSA: 7,856 B) and identify data. */
+export const MAX_AUTH_BYTES = 16_384;
+export const MAX_REJECT_BYTES = 64;
+export const MAX_RETRY_BYTES = 128;
+/** Largest identify blob inside AUTH. */
+export const MAX_IDENTIFY_BYTES = 4_096;
+/** Largest offer list in HELLO_I. */
+export const MAX_OFFERS = 8;
+/** Retry cookie: issued_at u64 || HMAC-SHA3-256 tag. */
+export const COOKIE_BYTES = 40;
+
+// ---- Implementation defaults: this node's policy. ----
+
+export interface Limits {
+  /** Deadline for a whole handshake, from first byte to session keys. */
+  readonly handshakeTimeoutMs: number;
+  /** Handshakes in progress at once on one listener. */
+  readonly maxConcurrentHandshakes: number;
+  /** Handshakes in progress at once from one remote IP. */
+  readonly maxHandshakesPerIp: number;
+  /** From this many handshakes in progress, new ones must present a retry cookie. */
+  readonly cookieThreshold: number;
+  /** How long a retry cookie stays valid. */
+  readonly cookieTtlMs: number;
+  /** Retry round trips an initiator accepts before giving up. */
+  readonly maxRetries: number;
+  /** Rekey a direction after this many frames under one key. */
+  readonly rekeyAfterFrames: number;
+  /** ... or this many plaintext bytes under one key. */
+  readonly rekeyAfterBytes: number;
+  /** ... or this much time under one key. */
+  readonly rekeyAfterMs: number;
+  /** Bytes a session may queue for writing before `send` reports back-pressure. */
+  readonly maxWriteBufferBytes: number;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  handshakeTimeoutMs: 10_000,
+  maxConcurrentHandshakes: 256,
+  maxHandshakesPerIp: 32,
+  cookieThreshold: 128,
+  cookieTtlMs: 10_000,
+  maxRetries: 2,
+  rekeyAfterFrames: 1 << 20,
+  rekeyAfterBytes: 2 ** 34, // 16 GiB
+  rekeyAfterMs: 10 * 60_000,
+  maxWriteBufferBytes: 4 * 1024 * 1024,
+});
+
+export function makeLimits(overrides: Partial<Limits> = {}): Limits {
+  const l = { ...DEFAULT_LIMITS, ...overrides };
+  for (const [k, v] of Object.entries(l)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`limit ${k} must be a non-negative number`);
+  }
+  if (l.rekeyAfterFrames >= MAX_FRAMES_PER_KEY) throw new RangeError('rekeyAfterFrames must be below MAX_FRAMES_PER_KEY');
+  return Object.freeze(l);
+}

@@ -1,0 +1,525 @@
+/**
+ * The pqnet handshake as a sans-I/O state machine (docs/spec/handshake.md).
+ *
+ * Theory of operation. Bytes from the transport go in through `receive(bytes,
+ * now)`; bytes to send come out of `pollTransmit()`; the deadline comes out of
+ * `pollTimeout()` and is fed back through `handleTimeout(now)`. Nothing here
+ * touches a socket, a timer or the wall clock. `status` moves from
+ * 'in-progress' to 'complete' (then `result()` holds the session keys) or to
+ * 'failed' (then `error` holds the reason; a REJECT may still be waiting in
+ * `pollTransmit()` and should be flushed before closing).
+ *
+ *   I -> R  HELLO_I   version, chain_id, policy_root, offers, nonce_I, ephemeral keys [, cookie]
+ *   R -> I  RETRY     cookie                       (only under load; I resends HELLO_I with it)
+ *   R -> I  HELLO_R   chosen kem/aead, nonce_R, ephemeral X25519 key, ML-KEM ciphertext
+ *   R -> I  AUTH_R    AEAD_hsR{alg, pubkey, identify, sig_R(th2)}
+ *   I -> R  AUTH_I    AEAD_hsI{alg, pubkey, identify, sig_I(th3)}
+ *
+ * States (initiator): await-hello-r -> await-auth-r -> complete
+ * States (responder): await-hello-i -> await-auth-i -> complete
+ * Any state -> failed. Each step computes on locals and commits them only when
+ * every check passed; a failure tells the remote nothing (no REJECT), except the
+ * plaintext configuration mismatches that REJECT exists for.
+ */
+import { concatBytes, equalBytes, utf8, wipe } from '../core/bytes.ts';
+import { isPqnetError, PqnetError, Reasons, reasonFromWire, type Reason } from '../core/errors.ts';
+import { HANDSHAKE_NONCE_BYTES, KEY_BYTES, MAX_IDENTIFY_BYTES, PROTOCOL_VERSION, type Limits } from '../core/limits.ts';
+import type { Random } from '../core/random.ts';
+import { encodeCbor } from '../wire/cbor.ts';
+import {
+  AEAD_IDS,
+  aeadFromId,
+  KEM_IDS,
+  kemFromId,
+  kemUsesMlKem,
+  kemUsesX25519,
+  SIG_IDS,
+  sigFromId,
+  SIG_SIZES,
+  type AeadAlg,
+  type KemAlg,
+  type SigAlg,
+} from './algorithms.ts';
+import type { CookieJar } from './cookie.ts';
+import {
+  AuthSchema,
+  decodeBody,
+  encodeRecord,
+  HelloISchema,
+  HelloRSchema,
+  RECORD_CAPS,
+  RECORD_NAMES,
+  recordHeader,
+  RecordReader,
+  RecordType,
+  RejectSchema,
+  RetrySchema,
+  type HandshakeRecord,
+  type HelloI,
+} from './handshake-records.ts';
+import { PeerId, type Identity } from './identity.ts';
+import type { CompiledPolicy } from './policy.ts';
+import type { CryptoProvider, MlKemKeyPair, X25519KeyPair } from './provider.ts';
+
+// ---- Spec constants (labels are ASCII, no terminator). ----
+export const TRANSCRIPT_LABEL = utf8('pqnet/1 transcript');
+export const HS_KEY_LABEL_R2I = utf8('pqnet/1 hs r->i');
+export const HS_KEY_LABEL_I2R = utf8('pqnet/1 hs i->r');
+export const APP_KEY_LABEL_R2I = utf8('pqnet/1 app r->i');
+export const APP_KEY_LABEL_I2R = utf8('pqnet/1 app i->r');
+export const SESSION_ID_LABEL = utf8('pqnet/1 session id');
+export const AUTH_R_LABEL = utf8('pqnet/1 auth-r');
+export const AUTH_I_LABEL = utf8('pqnet/1 auth-i');
+/** Handshake records are each sealed once under their own key: nonce 0. */
+const HS_NONCE = new Uint8Array(12);
+
+export type Role = 'initiator' | 'responder';
+export type HandshakeStatus = 'in-progress' | 'complete' | 'failed';
+
+export interface HandshakeConfig {
+  readonly provider: CryptoProvider;
+  readonly random: Random;
+  readonly identity: Identity;
+  readonly chainId: number;
+  readonly policy: CompiledPolicy;
+  readonly limits: Limits;
+  /** Opaque identify data for the remote (listen addresses, agent...), at most MAX_IDENTIFY_BYTES. */
+  readonly identify?: Uint8Array;
+  /** Protocol version to speak; tests use it to provoke a mismatch. */
+  readonly version?: number;
+}
+
+export interface InitiatorConfig extends HandshakeConfig {
+  /** Fail with HS_PEER_ID_MISMATCH unless the responder proves this identity. */
+  readonly expectedPeerId?: PeerId;
+  /** KEM offers, most preferred first (default: the policy's order). */
+  readonly kemOffers?: readonly KemAlg[];
+  /** AEAD offers, most preferred first (default: the policy's order). */
+  readonly aeadOffers?: readonly AeadAlg[];
+}
+
+export interface ResponderConfig extends HandshakeConfig {
+  /** Transport address of the initiator, bound into retry cookies. */
+  readonly remoteAddress: string;
+  readonly cookies?: CookieJar;
+  /** Whether this HELLO_I must carry a valid cookie (asked once per HELLO_I). */
+  readonly requireCookie?: () => boolean;
+}
+
+export interface RemoteIdentity {
+  readonly alg: SigAlg;
+  readonly publicKey: Uint8Array;
+  readonly peerId: PeerId;
+  readonly identify: Uint8Array;
+}
+
+export interface HandshakeResult {
+  readonly role: Role;
+  readonly kem: KemAlg;
+  readonly aead: AeadAlg;
+  readonly remote: RemoteIdentity;
+  readonly txKey: Uint8Array;
+  readonly rxKey: Uint8Array;
+  /** Same on both sides; unique per connection (channel binding). */
+  readonly sessionId: Uint8Array;
+  readonly transcriptHash: Uint8Array;
+  /** Bytes received after the last handshake record (the first frames). */
+  readonly leftover: Uint8Array;
+  /** Retry round trips taken. */
+  readonly retries: number;
+}
+
+type State = 'await-hello-r' | 'await-auth-r' | 'await-hello-i' | 'await-auth-i' | 'complete' | 'failed';
+
+interface KeySchedule {
+  readonly ikm: Uint8Array;
+  readonly th2: Uint8Array;
+  readonly hsKeyR2I: Uint8Array;
+  readonly hsKeyI2R: Uint8Array;
+}
+
+export function transcriptHash(provider: CryptoProvider, records: readonly Uint8Array[]): Uint8Array {
+  return provider.sha3_256(concatBytes(TRANSCRIPT_LABEL, ...records));
+}
+
+/** What an AUTH signature covers: label || th || SHA3-256(CBOR[alg_id, pubkey, identify]). */
+export function authSignedData(provider: CryptoProvider, label: Uint8Array, th: Uint8Array, alg: SigAlg, publicKey: Uint8Array, identify: Uint8Array): Uint8Array {
+  return concatBytes(label, th, provider.sha3_256(encodeCbor([SIG_IDS[alg], publicKey, identify])));
+}
+
+function deriveKeySchedule(provider: CryptoProvider, ikm: Uint8Array, th2: Uint8Array): KeySchedule {
+  return {
+    ikm,
+    th2,
+    hsKeyR2I: provider.hkdfSha3_256(ikm, th2, HS_KEY_LABEL_R2I, KEY_BYTES),
+    hsKeyI2R: provider.hkdfSha3_256(ikm, th2, HS_KEY_LABEL_I2R, KEY_BYTES),
+  };
+}
+
+function badMessage(e: unknown): PqnetError {
+  if (isPqnetError(e)) return e;
+  return new PqnetError('HS_BAD_MESSAGE', e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+export class Handshake {
+  readonly role: Role;
+  readonly #cfg: HandshakeConfig;
+  readonly #initiator: InitiatorConfig | undefined;
+  readonly #responder: ResponderConfig | undefined;
+  readonly #reader = new RecordReader();
+  readonly #deadline: number;
+  #state: State;
+  #outbox: Uint8Array[] = [];
+  #error: PqnetError | undefined;
+  #result: HandshakeResult | undefined;
+  #retries = 0;
+
+  // Initiator ephemeral state.
+  #x25519: X25519KeyPair | undefined;
+  #mlkem: MlKemKeyPair | undefined;
+  #helloI: HelloI | undefined;
+  // Transcript records in order, and the key schedule once HELLO_R is known.
+  #transcript: Uint8Array[] = [];
+  #schedule: KeySchedule | undefined;
+  #kem: KemAlg | undefined;
+  #aead: AeadAlg | undefined;
+  #remote: RemoteIdentity | undefined;
+
+  private constructor(role: Role, cfg: HandshakeConfig, now: number, initiator?: InitiatorConfig, responder?: ResponderConfig) {
+    this.role = role;
+    this.#cfg = cfg;
+    this.#initiator = initiator;
+    this.#responder = responder;
+    this.#deadline = now + cfg.limits.handshakeTimeoutMs;
+    this.#state = role === 'initiator' ? 'await-hello-r' : 'await-hello-i';
+    if ((cfg.identify?.length ?? 0) > MAX_IDENTIFY_BYTES) throw new PqnetError('INVALID_ARGUMENT', `identify exceeds ${MAX_IDENTIFY_BYTES} bytes`);
+    if (!cfg.policy.sig.includes(cfg.identity.alg)) {
+      throw new PqnetError('INVALID_ARGUMENT', `local identity ${cfg.identity.alg} is not allowed by the policy`);
+    }
+  }
+
+  /** Start as initiator: HELLO_I is ready in `pollTransmit()` at once. */
+  static initiate(cfg: InitiatorConfig, now: number): Handshake {
+    const hs = new Handshake('initiator', cfg, now, cfg, undefined);
+    hs.#startInitiator();
+    return hs;
+  }
+
+  static respond(cfg: ResponderConfig, now: number): Handshake {
+    return new Handshake('responder', cfg, now, undefined, cfg);
+  }
+
+  get status(): HandshakeStatus {
+    return this.#state === 'complete' ? 'complete' : this.#state === 'failed' ? 'failed' : 'in-progress';
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  get error(): PqnetError | undefined {
+    return this.#error;
+  }
+
+  /** The remote identity once it is authenticated. */
+  get remote(): RemoteIdentity | undefined {
+    return this.#remote;
+  }
+
+  result(): HandshakeResult {
+    if (this.#result === undefined) throw new PqnetError('INVALID_ARGUMENT', `handshake is ${this.status}`);
+    return this.#result;
+  }
+
+  pollTransmit(): Uint8Array | undefined {
+    return this.#outbox.shift();
+  }
+
+  pollTimeout(): number | undefined {
+    return this.status === 'in-progress' ? this.#deadline : undefined;
+  }
+
+  handleTimeout(now: number): void {
+    if (this.status === 'in-progress' && now >= this.#deadline) this.#fail(new PqnetError('HS_DEADLINE', `${this.#state} after ${this.#cfg.limits.handshakeTimeoutMs} ms`));
+  }
+
+  /** Abort from outside (transport closed, node stopping). */
+  abort(reason: PqnetError): void {
+    if (this.status === 'in-progress') this.#fail(reason);
+  }
+
+  /** Feed received bytes. Never throws: a failure moves to status 'failed'. */
+  receive(bytes: Uint8Array, now: number): void {
+    if (this.status !== 'in-progress') {
+      if (this.status === 'complete') throw new PqnetError('INVALID_ARGUMENT', 'handshake already complete; feed frames to the session');
+      return;
+    }
+    if (now >= this.#deadline) {
+      this.handleTimeout(now);
+      return;
+    }
+    this.#reader.push(bytes);
+    try {
+      for (;;) {
+        if (this.status !== 'in-progress') break;
+        const rec = this.#reader.next();
+        if (rec === undefined) break;
+        this.#dispatch(rec, now);
+      }
+    } catch (e) {
+      this.#fail(badMessage(e));
+    }
+    if (this.#state === 'complete' && this.#result !== undefined && this.#reader.queue.length > 0) {
+      this.#result = { ...this.#result, leftover: this.#reader.queue.drain() };
+    }
+  }
+
+  #dispatch(rec: HandshakeRecord, now: number): void {
+    if (rec.type === RecordType.REJECT && this.role === 'initiator') {
+      const [code] = decodeBody(RejectSchema, rec.body, RECORD_CAPS[5], 'REJECT');
+      const remoteReason = reasonFromWire(code);
+      throw new PqnetError('HS_REJECTED', `remote says ${remoteReason ?? `code ${code}`}`, { details: { remoteCode: code, remoteReason } });
+    }
+    const expected: Partial<Record<State, number[]>> = {
+      'await-hello-r': [RecordType.HELLO_R, RecordType.RETRY],
+      'await-auth-r': [RecordType.AUTH_R],
+      'await-hello-i': [RecordType.HELLO_I],
+      'await-auth-i': [RecordType.AUTH_I],
+    };
+    if (!(expected[this.#state] ?? []).includes(rec.type)) {
+      throw new PqnetError('HS_UNEXPECTED_MESSAGE', `${RECORD_NAMES[rec.type]} in state ${this.#state}`);
+    }
+    switch (rec.type) {
+      case RecordType.RETRY:
+        return this.#onRetry(rec);
+      case RecordType.HELLO_R:
+        return this.#onHelloR(rec);
+      case RecordType.AUTH_R:
+        return this.#onAuthR(rec);
+      case RecordType.HELLO_I:
+        return this.#onHelloI(rec, now);
+      case RecordType.AUTH_I:
+        return this.#onAuthI(rec);
+    }
+  }
+
+  #fail(e: PqnetError): void {
+    this.#state = 'failed';
+    this.#error = e;
+    this.#wipeEphemeral();
+  }
+
+  #wipeEphemeral(): void {
+    if (this.#schedule !== undefined) wipe(this.#schedule.ikm, this.#schedule.hsKeyI2R, this.#schedule.hsKeyR2I);
+    this.#schedule = undefined;
+    this.#x25519 = undefined;
+    this.#mlkem = undefined;
+  }
+
+  // ---------------------------------------------------------------- initiator
+
+  #startInitiator(): void {
+    const cfg = this.#initiator!;
+    const p = this.#cfg.provider;
+    const kems = cfg.kemOffers ?? cfg.policy.kem;
+    const aeads = cfg.aeadOffers ?? cfg.policy.aead;
+    for (const k of kems) if (!cfg.policy.kem.includes(k)) throw new PqnetError('INVALID_ARGUMENT', `KEM ${k} is not allowed by the policy`);
+    for (const a of aeads) if (!cfg.policy.aead.includes(a)) throw new PqnetError('INVALID_ARGUMENT', `AEAD ${a} is not allowed by the policy`);
+    if (kems.length === 0 || aeads.length === 0) throw new PqnetError('INVALID_ARGUMENT', 'empty KEM or AEAD offer');
+    // Fresh ephemeral keys for this connection only.
+    this.#x25519 = kems.some(kemUsesX25519) ? p.x25519FromPrivate(cfg.random.bytes(32)) : undefined;
+    this.#mlkem = kems.some(kemUsesMlKem) ? p.mlKem768FromSeed(cfg.random.bytes(64)) : undefined;
+    this.#helloI = [
+      cfg.version ?? PROTOCOL_VERSION,
+      cfg.chainId,
+      cfg.policy.root,
+      kems.map((k) => KEM_IDS[k]),
+      aeads.map((a) => AEAD_IDS[a]),
+      cfg.random.bytes(HANDSHAKE_NONCE_BYTES),
+      this.#x25519?.publicKey ?? new Uint8Array(0),
+      this.#mlkem?.publicKey ?? new Uint8Array(0),
+      new Uint8Array(0),
+    ];
+    this.#sendHelloI();
+  }
+
+  #sendHelloI(): void {
+    const rec = encodeRecord(RecordType.HELLO_I, encodeCbor(this.#helloI));
+    this.#transcript = [rec];
+    this.#outbox.push(rec);
+  }
+
+  #onRetry(rec: HandshakeRecord): void {
+    const [cookie] = decodeBody(RetrySchema, rec.body, RECORD_CAPS[6], 'RETRY');
+    if (this.#retries >= this.#cfg.limits.maxRetries) throw new PqnetError('HS_RETRY_LOOP', `${this.#retries} retries`);
+    this.#retries++;
+    const h = this.#helloI!;
+    this.#helloI = [h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], cookie];
+    this.#sendHelloI();
+  }
+
+  #onHelloR(rec: HandshakeRecord): void {
+    const p = this.#cfg.provider;
+    const [version, kemId, aeadId, , xPk, ct] = decodeBody(HelloRSchema, rec.body, RECORD_CAPS[2], 'HELLO_R');
+    const h = this.#helloI!;
+    if (version !== h[0]) throw new PqnetError('HS_VERSION_MISMATCH', `responder speaks ${version}`);
+    const kem = kemFromId(kemId);
+    const aead = aeadFromId(aeadId);
+    if (kem === undefined || !h[3].includes(kemId)) throw new PqnetError('HS_DOWNGRADE', `KEM id ${kemId} was not offered`);
+    if (aead === undefined || !h[4].includes(aeadId)) throw new PqnetError('HS_DOWNGRADE', `AEAD id ${aeadId} was not offered`);
+    if ((xPk.length > 0) !== kemUsesX25519(kem)) throw new PqnetError('HS_BAD_MESSAGE', `HELLO_R x25519 key does not fit ${kem}`);
+    if ((ct.length > 0) !== kemUsesMlKem(kem)) throw new PqnetError('HS_BAD_MESSAGE', `HELLO_R ML-KEM ciphertext does not fit ${kem}`);
+    const xSs = kemUsesX25519(kem) ? this.#x25519!.derive(xPk) : new Uint8Array(0);
+    const kSs = kemUsesMlKem(kem) ? this.#mlkem!.decapsulate(ct) : new Uint8Array(0);
+    const ikm = concatBytes(xSs, kSs);
+    wipe(xSs, kSs);
+    const transcript = [...this.#transcript, rec.raw];
+    const schedule = deriveKeySchedule(p, ikm, transcriptHash(p, transcript));
+    // Commit.
+    this.#kem = kem;
+    this.#aead = aead;
+    this.#transcript = transcript;
+    this.#schedule = schedule;
+    this.#x25519 = undefined;
+    this.#mlkem = undefined;
+    this.#state = 'await-auth-r';
+  }
+
+  #onAuthR(rec: HandshakeRecord): void {
+    const s = this.#schedule!;
+    const remote = this.#openAuth(rec, s.hsKeyR2I, AUTH_R_LABEL, s.th2, 'AUTH_R');
+    const cfg = this.#initiator!;
+    if (remote.peerId.equals(cfg.identity.peerId)) throw new PqnetError('HS_SELF_CONNECT');
+    if (cfg.expectedPeerId !== undefined && !remote.peerId.equals(cfg.expectedPeerId)) {
+      throw new PqnetError('HS_PEER_ID_MISMATCH', `expected ${cfg.expectedPeerId.toString()}, got ${remote.peerId.toString()}`);
+    }
+    const transcript = [...this.#transcript, rec.raw];
+    const th3 = transcriptHash(this.#cfg.provider, transcript);
+    const authI = this.#sealAuth(RecordType.AUTH_I, s.hsKeyI2R, AUTH_I_LABEL, th3);
+    transcript.push(authI);
+    this.#remote = remote;
+    this.#transcript = transcript;
+    this.#outbox.push(authI);
+    this.#complete();
+  }
+
+  // ---------------------------------------------------------------- responder
+
+  #onHelloI(rec: HandshakeRecord, now: number): void {
+    const cfg = this.#responder!;
+    const p = this.#cfg.provider;
+    const hello = decodeBody(HelloISchema, rec.body, RECORD_CAPS[1], 'HELLO_I');
+    const [version, chainId, root, kemIds, aeadIds, , xPk, ek, cookie] = hello;
+    const localVersion = cfg.version ?? PROTOCOL_VERSION;
+    if (version !== localVersion) return this.#reject('HS_VERSION_MISMATCH', `initiator speaks ${version}, we speak ${localVersion}`);
+    if (chainId !== cfg.chainId) return this.#reject('HS_CHAIN_MISMATCH', `initiator is on chain ${chainId}, we are on ${cfg.chainId}`);
+    if (!equalBytes(root, cfg.policy.root)) return this.#reject('HS_POLICY_MISMATCH');
+    if (new Set(kemIds).size !== kemIds.length || new Set(aeadIds).size !== aeadIds.length) throw new PqnetError('HS_BAD_MESSAGE', 'duplicate offers');
+    const offeredKems = kemIds.map(kemFromId);
+    const offeredAeads = aeadIds.map(aeadFromId);
+    if (offeredKems.some((k) => k === undefined || !cfg.policy.kem.includes(k))) return this.#reject('HS_POLICY_MISMATCH', 'KEM offer outside the policy');
+    if (offeredAeads.some((a) => a === undefined || !cfg.policy.aead.includes(a))) return this.#reject('HS_POLICY_MISMATCH', 'AEAD offer outside the policy');
+    const kems = offeredKems as KemAlg[];
+    if ((xPk.length > 0) !== kems.some(kemUsesX25519)) throw new PqnetError('HS_BAD_MESSAGE', 'HELLO_I x25519 key does not fit its offers');
+    if ((ek.length > 0) !== kems.some(kemUsesMlKem)) throw new PqnetError('HS_BAD_MESSAGE', 'HELLO_I ML-KEM key does not fit its offers');
+    // Initiator preference wins among what the responder accepts (its policy).
+    const kem = kems[0]!;
+    const aead = (offeredAeads as AeadAlg[])[0]!;
+
+    // Stateless retry: before any public-key work.
+    if (cfg.cookies !== undefined && cfg.requireCookie?.() === true) {
+      const digest = p.sha3_256(encodeCbor([...hello.slice(0, 8), new Uint8Array(0)]));
+      if (cookie.length === 0) {
+        this.#outbox.push(encodeRecord(RecordType.RETRY, encodeCbor([cfg.cookies.issue(cfg.remoteAddress, digest, now)])));
+        return;
+      }
+      if (!cfg.cookies.verify(cookie, cfg.remoteAddress, digest, now)) throw new PqnetError('HS_BAD_COOKIE');
+    }
+
+    const x = kemUsesX25519(kem) ? p.x25519FromPrivate(cfg.random.bytes(32)) : undefined;
+    const xSs = x !== undefined ? x.derive(xPk) : new Uint8Array(0);
+    const enc = kemUsesMlKem(kem) ? p.mlKem768Encapsulate(ek) : undefined;
+    const ikm = concatBytes(xSs, enc?.sharedSecret ?? new Uint8Array(0));
+    wipe(xSs, enc?.sharedSecret);
+    const helloR = encodeRecord(
+      RecordType.HELLO_R,
+      encodeCbor([localVersion, KEM_IDS[kem], AEAD_IDS[aead], cfg.random.bytes(HANDSHAKE_NONCE_BYTES), x?.publicKey ?? new Uint8Array(0), enc?.ciphertext ?? new Uint8Array(0)]),
+    );
+    const transcript = [rec.raw, helloR];
+    const schedule = deriveKeySchedule(p, ikm, transcriptHash(p, transcript));
+    // Commit, then authenticate ourselves.
+    this.#kem = kem;
+    this.#aead = aead;
+    this.#schedule = schedule;
+    this.#transcript = transcript;
+    const authR = this.#sealAuth(RecordType.AUTH_R, schedule.hsKeyR2I, AUTH_R_LABEL, schedule.th2);
+    this.#transcript.push(authR);
+    this.#outbox.push(helloR, authR);
+    this.#state = 'await-auth-i';
+  }
+
+  #onAuthI(rec: HandshakeRecord): void {
+    const th3 = transcriptHash(this.#cfg.provider, this.#transcript);
+    const remote = this.#openAuth(rec, this.#schedule!.hsKeyI2R, AUTH_I_LABEL, th3, 'AUTH_I');
+    if (remote.peerId.equals(this.#cfg.identity.peerId)) throw new PqnetError('HS_SELF_CONNECT');
+    this.#remote = remote;
+    this.#transcript.push(rec.raw);
+    this.#complete();
+  }
+
+  #reject(code: Reason, message?: string): void {
+    this.#outbox.push(encodeRecord(RecordType.REJECT, encodeCbor([Reasons[code].wire])));
+    this.#fail(new PqnetError(code, message));
+  }
+
+  // ---------------------------------------------------------------- shared
+
+  #sealAuth(type: 3 | 4, key: Uint8Array, label: Uint8Array, th: Uint8Array): Uint8Array {
+    const { provider, identity } = this.#cfg;
+    const identify = this.#cfg.identify ?? new Uint8Array(0);
+    const sig = identity.sign(authSignedData(provider, label, th, identity.alg, identity.publicKey, identify));
+    const body = encodeCbor([SIG_IDS[identity.alg], identity.publicKey, identify, sig]);
+    const sealedLength = body.length + 16;
+    const header = recordHeader(type, sealedLength);
+    const sealed = provider.aead(this.#aead!, key).seal(HS_NONCE, header, body);
+    return concatBytes(header, sealed);
+  }
+
+  #openAuth(rec: HandshakeRecord, key: Uint8Array, label: Uint8Array, th: Uint8Array, what: string): RemoteIdentity {
+    const { provider, policy } = this.#cfg;
+    const body = provider.aead(this.#aead!, key).open(HS_NONCE, rec.header, rec.body);
+    if (body === null) throw new PqnetError('HS_AUTH_FAILED', what);
+    const [algId, publicKey, identify, sig] = decodeBody(AuthSchema, body, RECORD_CAPS[3], what);
+    const alg = sigFromId(algId);
+    if (alg === undefined || !policy.sig.includes(alg)) throw new PqnetError('HS_UNSUPPORTED_IDENTITY', `${what} identity algorithm id ${algId}`);
+    if (publicKey.length !== SIG_SIZES[alg].publicKey) throw new PqnetError('HS_BAD_KEY', `${what} ${alg} public key of ${publicKey.length} bytes`);
+    if (!provider.verify(alg, publicKey, authSignedData(provider, label, th, alg, publicKey, identify), sig)) {
+      throw new PqnetError('HS_BAD_SIGNATURE', what);
+    }
+    return { alg, publicKey, identify, peerId: PeerId.fromPublicKey(alg, publicKey, provider) };
+  }
+
+  #complete(): void {
+    const p = this.#cfg.provider;
+    const s = this.#schedule!;
+    const th4 = transcriptHash(p, this.#transcript);
+    const i2r = p.hkdfSha3_256(s.ikm, th4, APP_KEY_LABEL_I2R, KEY_BYTES);
+    const r2i = p.hkdfSha3_256(s.ikm, th4, APP_KEY_LABEL_R2I, KEY_BYTES);
+    const sessionId = p.hkdfSha3_256(s.ikm, th4, SESSION_ID_LABEL, KEY_BYTES);
+    const initiator = this.role === 'initiator';
+    this.#result = {
+      role: this.role,
+      kem: this.#kem!,
+      aead: this.#aead!,
+      remote: this.#remote!,
+      txKey: initiator ? i2r : r2i,
+      rxKey: initiator ? r2i : i2r,
+      sessionId,
+      transcriptHash: th4,
+      leftover: new Uint8Array(0),
+      retries: this.#retries,
+    };
+    this.#state = 'complete';
+    this.#wipeEphemeral();
+  }
+}

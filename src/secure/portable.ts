@@ -1,0 +1,160 @@
+/**
+ * Crypto provider on @noble/* (pure JavaScript): for runtimes without native
+ * ML-KEM/ML-DSA, for browsers, and for deterministic test vectors.
+ */
+import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
+import { slh_dsa_shake_128s } from '@noble/post-quantum/slh-dsa.js';
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { sha3_256 } from '@noble/hashes/sha3.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { gcm } from '@noble/ciphers/aes.js';
+import { concatBytes } from '../core/bytes.ts';
+import { PqnetError } from '../core/errors.ts';
+import type { Random } from '../core/random.ts';
+import type { AeadAlg, SigAlg } from './algorithms.ts';
+import { ML_KEM_768_CIPHERTEXT_BYTES, ML_KEM_768_PUBLIC_BYTES, ML_KEM_768_SEED_BYTES, SIG_SIZES, X25519_KEY_BYTES } from './algorithms.ts';
+import type { Aead, CryptoProvider, Encapsulation, MlKemKeyPair, SigningKey } from './provider.ts';
+import { checkSharedSecret } from './_checks.ts';
+
+export interface PortableOptions {
+  /**
+   * Where signing draws its hedging randomness. `undefined` keeps the libraries'
+   * own CSPRNG; `null` signs deterministically (for test vectors).
+   */
+  readonly signingRandom?: Random | null;
+}
+
+function signWith(alg: SigAlg, privateKey: Uint8Array, random: Random | null | undefined): SigningKey {
+  const sizes = SIG_SIZES[alg];
+  if (privateKey.length !== sizes.privateKey) throw new PqnetError('INVALID_ARGUMENT', `${alg} private key must be ${sizes.privateKey} bytes`);
+  switch (alg) {
+    case 'ml-dsa-65': {
+      const { secretKey, publicKey } = ml_dsa65.keygen(privateKey);
+      return {
+        alg,
+        publicKey,
+        sign: (m) => ml_dsa65.sign(m, secretKey, { extraEntropy: random === null ? false : random?.bytes(32) }),
+      };
+    }
+    case 'slh-dsa-shake-128s': {
+      const publicKey = slh_dsa_shake_128s.getPublicKey(privateKey);
+      return {
+        alg,
+        publicKey,
+        sign: (m) => slh_dsa_shake_128s.sign(m, privateKey, { extraEntropy: random === null ? false : random?.bytes(16) }),
+      };
+    }
+    case 'ed25519': {
+      const publicKey = ed25519.getPublicKey(privateKey);
+      return { alg, publicKey, sign: (m) => ed25519.sign(m, privateKey) };
+    }
+  }
+}
+
+function verifyWith(alg: SigAlg, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  const sizes = SIG_SIZES[alg];
+  if (publicKey.length !== sizes.publicKey || signature.length !== sizes.signature) return false;
+  try {
+    switch (alg) {
+      case 'ml-dsa-65':
+        return ml_dsa65.verify(signature, message, publicKey);
+      case 'slh-dsa-shake-128s':
+        return slh_dsa_shake_128s.verify(signature, message, publicKey);
+      case 'ed25519':
+        // RFC 8032 strict (zip215: false) to match OpenSSL's verification.
+        return ed25519.verify(signature, message, publicKey, { zip215: false });
+    }
+  } catch {
+    return false;
+  }
+}
+
+class PortableAead implements Aead {
+  readonly #alg: AeadAlg;
+  readonly #key: Uint8Array;
+
+  constructor(alg: AeadAlg, key: Uint8Array) {
+    this.#alg = alg;
+    this.#key = key.slice();
+  }
+
+  #cipher(nonce: Uint8Array, aad: Uint8Array) {
+    return this.#alg === 'chacha20-poly1305' ? chacha20poly1305(this.#key, nonce, aad) : gcm(this.#key, nonce, aad);
+  }
+
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], reserve = 0): Uint8Array {
+    const pt = plaintext instanceof Uint8Array ? plaintext : concatBytes(...plaintext);
+    const sealed = this.#cipher(nonce, aad).encrypt(pt);
+    if (reserve === 0) return sealed;
+    const out = new Uint8Array(reserve + sealed.length);
+    out.set(sealed, reserve);
+    return out;
+  }
+
+  open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
+    try {
+      return this.#cipher(nonce, aad).decrypt(sealed);
+    } catch {
+      return null;
+    }
+  }
+}
+
+export function createPortableProvider(options: PortableOptions = {}): CryptoProvider {
+  const signingRandom = options.signingRandom;
+  return {
+    name: 'portable',
+    sha3_256: (data) => sha3_256(data),
+    hmacSha3_256: (key, data) => hmac(sha3_256, key, data),
+    hkdfSha3_256: (ikm, salt, info, length) => hkdf(sha3_256, ikm, salt, info, length),
+
+    x25519FromPrivate(privateKey) {
+      if (privateKey.length !== X25519_KEY_BYTES) throw new PqnetError('INVALID_ARGUMENT', 'x25519 private key must be 32 bytes');
+      const priv = privateKey.slice();
+      return {
+        publicKey: x25519.getPublicKey(priv),
+        derive(peerPublic: Uint8Array): Uint8Array {
+          if (peerPublic.length !== X25519_KEY_BYTES) throw new PqnetError('HS_BAD_KEY', 'x25519 public key must be 32 bytes');
+          let ss: Uint8Array;
+          try {
+            ss = x25519.getSharedSecret(priv, peerPublic);
+          } catch (e) {
+            throw new PqnetError('HS_BAD_KEY', 'x25519 agreement failed', { cause: e });
+          }
+          return checkSharedSecret(ss);
+        },
+      };
+    },
+
+    mlKem768FromSeed(seed): MlKemKeyPair {
+      if (seed.length !== ML_KEM_768_SEED_BYTES) throw new PqnetError('INVALID_ARGUMENT', 'ML-KEM-768 seed must be 64 bytes');
+      const { publicKey, secretKey } = ml_kem768.keygen(seed.slice());
+      return {
+        publicKey,
+        decapsulate(ciphertext: Uint8Array): Uint8Array {
+          if (ciphertext.length !== ML_KEM_768_CIPHERTEXT_BYTES) throw new PqnetError('HS_BAD_KEY', 'ML-KEM-768 ciphertext must be 1088 bytes');
+          return ml_kem768.decapsulate(ciphertext, secretKey);
+        },
+      };
+    },
+
+    mlKem768Encapsulate(publicKey, message): Encapsulation {
+      if (publicKey.length !== ML_KEM_768_PUBLIC_BYTES) throw new PqnetError('HS_BAD_KEY', 'ML-KEM-768 encapsulation key must be 1184 bytes');
+      try {
+        const { cipherText, sharedSecret } = ml_kem768.encapsulate(publicKey, message?.slice());
+        return { ciphertext: cipherText, sharedSecret };
+      } catch (e) {
+        throw new PqnetError('HS_BAD_KEY', 'ML-KEM-768 encapsulation key rejected', { cause: e });
+      }
+    },
+
+    signingKey: (alg, privateKey) => signWith(alg, privateKey, signingRandom),
+    verify: verifyWith,
+    aead: (alg, key) => new PortableAead(alg, key),
+  };
+}
+
+export const portableProvider: CryptoProvider = createPortableProvider();
