@@ -1,0 +1,356 @@
+/**
+ * The I/O adapter around the handshake and the frame codec: it drives a
+ * `Handshake` over a `ByteStream`, then carries encrypted frames in both
+ * directions. It is thin on purpose; all protocol decisions are in
+ * handshake.ts and frames.ts.
+ */
+import { EventEmitter } from 'node:events';
+import { toHex, u64BE } from '../core/bytes.ts';
+import type { Clock, TimerHandle } from '../core/clock.ts';
+import { isPqnetError, PqnetError, Reasons, reasonFromWire, toPqnetError, type Reason } from '../core/errors.ts';
+import type { Limits } from '../core/limits.ts';
+import { FrameSplitter, type FrameHeader } from '../wire/frame.ts';
+import { createRegistry, Goodbye, Ping, Pong } from '../wire/messages.ts';
+import type { MessageRegistry, MessageType } from '../wire/registry.ts';
+import type { ByteStream } from '../transport/types.ts';
+import type { AeadAlg, KemAlg } from './algorithms.ts';
+import { FrameOpener, FrameSealer, type OpenedFrame } from './frames.ts';
+import type { Handshake, HandshakeResult, RemoteIdentity, Role } from './handshake.ts';
+import type { PeerId } from './identity.ts';
+import type { CryptoProvider } from './provider.ts';
+
+export interface SessionContext {
+  readonly provider: CryptoProvider;
+  readonly clock: Clock;
+  readonly limits: Limits;
+  /** Control messages are always understood; others pass through as frames. */
+  readonly registry?: MessageRegistry;
+}
+
+export interface SessionStats {
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  rekeysIn: number;
+  rekeysOut: number;
+}
+
+export interface SessionEvents {
+  /** Emitted once, with the reason (CLOSED, REMOTE_CLOSED, FRAME_*, IO_ERROR, ...). */
+  close: [reason: PqnetError];
+  /** The write buffer emptied below the limit after `sendFrame` returned false. */
+  drain: [];
+}
+
+export type FrameHandler = (frame: OpenedFrame, session: SecureSession) => void;
+
+const controlRegistry = createRegistry();
+/** Messages the session answers itself; every other frame goes to the handler. */
+const SESSION_CONTROL_IDS = new Set([Ping.id, Pong.id, Goodbye.id]);
+
+export class SecureSession extends EventEmitter<SessionEvents> {
+  readonly role: Role;
+  readonly remote: RemoteIdentity;
+  readonly kem: KemAlg;
+  readonly aead: AeadAlg;
+  readonly sessionId: Uint8Array;
+  readonly remoteAddress: string;
+  readonly remoteHost: string;
+  readonly localAddress: string;
+  /** Milliseconds from first handshake byte to session keys. */
+  readonly handshakeMs: number;
+  readonly retries: number;
+  readonly stats: SessionStats = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rekeysIn: 0, rekeysOut: 0 };
+
+  readonly #stream: ByteStream;
+  readonly #ctx: SessionContext;
+  readonly #sealer: FrameSealer;
+  readonly #opener: FrameOpener;
+  readonly #splitter = new FrameSplitter();
+  readonly #registry: MessageRegistry;
+  readonly #seq = new Map<number, number>();
+  readonly #pings = new Map<string, { at: number; resolve: (rtt: number) => void; reject: (e: PqnetError) => void }>();
+  #handler: FrameHandler | undefined;
+  #held: Uint8Array[] = [];
+  #closeReason: PqnetError | undefined;
+  #wantDrain = false;
+  #pingCounter = 0;
+
+  constructor(stream: ByteStream, result: HandshakeResult, ctx: SessionContext, handshakeMs: number) {
+    super();
+    this.#stream = stream;
+    this.#ctx = ctx;
+    this.#registry = ctx.registry ?? controlRegistry;
+    this.role = result.role;
+    this.remote = result.remote;
+    this.kem = result.kem;
+    this.aead = result.aead;
+    this.sessionId = result.sessionId;
+    this.remoteAddress = stream.remoteAddress;
+    this.remoteHost = stream.remoteHost;
+    this.localAddress = stream.localAddress;
+    this.handshakeMs = handshakeMs;
+    this.retries = result.retries;
+    const now = ctx.clock.now();
+    this.#sealer = new FrameSealer(ctx.provider, result.aead, result.txKey, ctx.limits, now);
+    this.#opener = new FrameOpener(ctx.provider, result.aead, result.rxKey);
+    if (result.leftover.length > 0) this.#held.push(result.leftover);
+    stream.setHandlers({
+      data: (b) => this.#onData(b),
+      drain: () => this.#onDrain(),
+      close: (e) => this.#onClosed(e ?? new PqnetError('REMOTE_CLOSED')),
+    });
+    // Nothing is read until `start` gives frames somewhere to go.
+    stream.pause();
+  }
+
+  get remotePeerId(): PeerId {
+    return this.remote.peerId;
+  }
+
+  get closed(): boolean {
+    return this.#closeReason !== undefined;
+  }
+
+  get closeReason(): PqnetError | undefined {
+    return this.#closeReason;
+  }
+
+  /** Bytes written but not yet taken by the operating system. */
+  get bufferedBytes(): number {
+    return this.#stream.bufferedBytes;
+  }
+
+  /**
+   * Begin delivering frames to `handler`. Frames that arrived before (even in
+   * the same packet as the last handshake record) are delivered first.
+   */
+  start(handler: FrameHandler): void {
+    if (this.#handler !== undefined) throw new PqnetError('INVALID_ARGUMENT', 'session already started');
+    this.#handler = handler;
+    const held = this.#held;
+    this.#held = [];
+    for (const b of held) this.#onData(b);
+    if (!this.closed) this.#stream.resume();
+  }
+
+  /** Stop reading from the transport (the remote then sees TCP back-pressure). */
+  pauseReading(): void {
+    this.#stream.pause();
+  }
+
+  resumeReading(): void {
+    if (this.#handler !== undefined && !this.closed) this.#stream.resume();
+  }
+
+  /**
+   * Seal and write one frame. Returns false when the write buffer is over
+   * `maxWriteBufferBytes`: the caller should wait for 'drain' (or `drained()`).
+   */
+  sendFrame(header: FrameHeader, chunk: Uint8Array): boolean {
+    if (this.#closeReason !== undefined) throw new PqnetError('CLOSED', 'session is closed', { cause: this.#closeReason });
+    const before = this.#sealer.generation;
+    const frame = this.#sealer.seal(header, chunk, this.#ctx.clock.now());
+    if (this.#sealer.generation !== before) this.stats.rekeysOut++;
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.length;
+    this.#stream.write(frame);
+    if (this.#stream.bufferedBytes >= this.#ctx.limits.maxWriteBufferBytes) {
+      this.#wantDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** Encode `value` as message `type` in one frame on the type's channel. */
+  send<T>(type: MessageType<T>, value: T): boolean {
+    const payload = this.#registry.encode(type, value);
+    const seq = this.#seq.get(type.channel) ?? 0;
+    this.#seq.set(type.channel, (seq + 1) >>> 0);
+    return this.sendFrame({ channel: type.channel, msgId: type.id, seq, flags: 0 }, payload);
+  }
+
+  /** Resolves when the write buffer is below the limit (at once if it is). */
+  drained(): Promise<void> {
+    if (this.#stream.bufferedBytes < this.#ctx.limits.maxWriteBufferBytes || this.closed) return Promise.resolve();
+    this.#wantDrain = true;
+    return new Promise((resolve, reject) => {
+      const onDrain = (): void => {
+        this.off('close', onClose);
+        resolve();
+      };
+      const onClose = (e: PqnetError): void => {
+        this.off('drain', onDrain);
+        reject(e);
+      };
+      this.once('drain', onDrain);
+      this.once('close', onClose);
+    });
+  }
+
+  /** Round-trip time of a PING/PONG exchange, in milliseconds. */
+  ping(timeoutMs = 10_000): Promise<number> {
+    const nonce = u64BE(this.#pingCounter++);
+    const key = toHex(nonce);
+    return new Promise((resolve, reject) => {
+      const timer: TimerHandle = this.#ctx.clock.setTimer(timeoutMs, () => {
+        this.#pings.delete(key);
+        reject(new PqnetError('TIMEOUT', `no pong within ${timeoutMs} ms`));
+      });
+      this.#pings.set(key, {
+        at: this.#ctx.clock.now(),
+        resolve: (rtt) => {
+          this.#ctx.clock.clearTimer(timer);
+          resolve(rtt);
+        },
+        reject: (e) => {
+          this.#ctx.clock.clearTimer(timer);
+          reject(e);
+        },
+      });
+      try {
+        this.send(Ping, [nonce]);
+      } catch (e) {
+        this.#pings.get(key)?.reject(toPqnetError(e));
+        this.#pings.delete(key);
+      }
+    });
+  }
+
+  /** Orderly close: GOODBYE with the reason, flush, then close the transport. */
+  close(reason: Reason = 'CLOSED', message = ''): void {
+    if (this.#closeReason !== undefined) return;
+    try {
+      this.send(Goodbye, [Reasons[reason].wire, message.slice(0, 200)]);
+    } catch {
+      // Closing anyway.
+    }
+    this.#finish(new PqnetError(reason, message || undefined));
+    this.#stream.end();
+  }
+
+  /** Close at once without a GOODBYE (protocol violation, local failure). */
+  destroy(reason: PqnetError): void {
+    if (this.#closeReason !== undefined) return;
+    this.#finish(reason);
+    this.#stream.destroy(reason);
+  }
+
+  #finish(reason: PqnetError): void {
+    this.#closeReason = reason;
+    this.#sealer.destroy();
+    this.#opener.destroy();
+    for (const p of this.#pings.values()) p.reject(reason);
+    this.#pings.clear();
+    this.emit('close', reason);
+  }
+
+  #onData(bytes: Uint8Array): void {
+    if (this.#closeReason !== undefined) return;
+    if (this.#handler === undefined) {
+      this.#held.push(bytes);
+      return;
+    }
+    this.stats.bytesIn += bytes.length;
+    this.#splitter.push(bytes);
+    try {
+      for (;;) {
+        if (this.#closeReason !== undefined) return;
+        const raw = this.#splitter.next();
+        if (raw === undefined) break;
+        const before = this.#opener.generation;
+        const frame = this.#opener.open(raw);
+        if (this.#opener.generation !== before) this.stats.rekeysIn++;
+        this.stats.framesIn++;
+        if (SESSION_CONTROL_IDS.has(frame.msgId)) {
+          this.#onControl(frame);
+        } else {
+          this.#handler(frame, this);
+        }
+      }
+    } catch (e) {
+      this.destroy(isPqnetError(e) ? e : new PqnetError('INTERNAL', 'frame handler threw', { cause: e }));
+    }
+  }
+
+  #onControl(frame: OpenedFrame): void {
+    const { type, value } = this.#registry.decode(frame.msgId, frame.channel, frame.chunk);
+    if (type.id === Ping.id) {
+      this.send(Pong, value as [Uint8Array]);
+    } else if (type.id === Pong.id) {
+      const key = toHex((value as [Uint8Array])[0]);
+      const p = this.#pings.get(key);
+      if (p !== undefined) {
+        this.#pings.delete(key);
+        p.resolve(this.#ctx.clock.now() - p.at);
+      }
+    } else if (type.id === Goodbye.id) {
+      const [code, text] = value as [number, string];
+      const remoteReason = reasonFromWire(code);
+      this.#finish(new PqnetError('REMOTE_CLOSED', `${remoteReason ?? `code ${code}`}${text ? `: ${text}` : ''}`, { details: { remoteCode: code, remoteReason } }));
+      this.#stream.end();
+    }
+  }
+
+  #onDrain(): void {
+    if (this.#wantDrain && this.#stream.bufferedBytes < this.#ctx.limits.maxWriteBufferBytes) {
+      this.#wantDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  #onClosed(e: PqnetError): void {
+    if (this.#closeReason === undefined) this.#finish(e);
+  }
+}
+
+/**
+ * Run `hs` over `stream` until it completes (resolves with the session) or
+ * fails (rejects with the reason; the stream is closed, after flushing a
+ * REJECT if the handshake produced one).
+ */
+export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionContext): Promise<SecureSession> {
+  const started = ctx.clock.now();
+  return new Promise<SecureSession>((resolve, reject) => {
+    let timer: TimerHandle | undefined;
+    let settled = false;
+
+    const settle = (): void => {
+      if (settled) return;
+      for (let b = hs.pollTransmit(); b !== undefined; b = hs.pollTransmit()) stream.write(b);
+      if (hs.status === 'in-progress') return;
+      settled = true;
+      if (timer !== undefined) ctx.clock.clearTimer(timer);
+      if (hs.status === 'complete') {
+        resolve(new SecureSession(stream, hs.result(), ctx, ctx.clock.now() - started));
+      } else {
+        stream.setHandlers({ data: () => undefined, drain: () => undefined, close: () => undefined });
+        stream.end();
+        reject(hs.error ?? new PqnetError('INTERNAL', 'handshake failed without a reason'));
+      }
+    };
+
+    const deadline = hs.pollTimeout();
+    if (deadline !== undefined) {
+      timer = ctx.clock.setTimer(deadline - ctx.clock.now(), () => {
+        timer = undefined;
+        hs.handleTimeout(ctx.clock.now());
+        if (hs.status === 'failed') stream.destroy(hs.error);
+        settle();
+      });
+    }
+    stream.setHandlers({
+      data: (b) => {
+        hs.receive(b, ctx.clock.now());
+        settle();
+      },
+      drain: () => undefined,
+      close: (e) => {
+        hs.abort(e ?? new PqnetError('REMOTE_CLOSED', 'connection closed during the handshake'));
+        settle();
+      },
+    });
+    settle();
+  });
+}
