@@ -438,7 +438,9 @@ export class Handshake {
 
     const x = kemUsesX25519(kem) ? p.x25519FromPrivate(cfg.random.bytes(32)) : undefined;
     const xSs = x !== undefined ? x.derive(xPk) : new Uint8Array(0);
-    const enc = kemUsesMlKem(kem) ? p.mlKem768Encapsulate(ek) : undefined;
+    // With the portable provider the encapsulation message comes from `random`, so a
+    // seeded Random reproduces the whole transcript (test vectors).
+    const enc = kemUsesMlKem(kem) ? p.mlKem768Encapsulate(ek, p.deterministicEncapsulation ? cfg.random.bytes(32) : undefined) : undefined;
     const ikm = concatBytes(xSs, enc?.sharedSecret ?? new Uint8Array(0));
     wipe(xSs, enc?.sharedSecret);
     const helloR = encodeRecord(

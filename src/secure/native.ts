@@ -98,6 +98,7 @@ class NativeAead implements Aead {
 
 export const nativeProvider: CryptoProvider = {
   name: 'native',
+  deterministicEncapsulation: false,
 
   sha3_256(data: Uint8Array): Uint8Array {
     return u8(crypto.createHash('sha3-256').update(data).digest());

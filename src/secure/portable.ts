@@ -107,6 +107,7 @@ export function createPortableProvider(options: PortableOptions = {}): CryptoPro
   const signingRandom = options.signingRandom;
   return {
     name: 'portable',
+    deterministicEncapsulation: true,
     sha3_256: (data) => sha3_256(data),
     hmacSha3_256: (key, data) => hmac(sha3_256, key, data),
     hkdfSha3_256: (ikm, salt, info, length) => hkdf(sha3_256, ikm, salt, info, length),

@@ -43,6 +43,8 @@ export interface Aead {
 
 export interface CryptoProvider {
   readonly name: ProviderName;
+  /** Whether `mlKem768Encapsulate` honours a caller-chosen message (portable only). */
+  readonly deterministicEncapsulation: boolean;
   sha3_256(data: Uint8Array): Uint8Array;
   hmacSha3_256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** HKDF (RFC 5869) with SHA3-256: extract with `salt`, expand with `info`. */
