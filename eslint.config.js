@@ -34,5 +34,5 @@ export default tseslint.config(
     },
   },
   { files: ['src/secure/handshake*.ts', 'src/secure/frames.ts', 'src/wire/**/*.ts', 'src/core/limits.ts', 'src/core/errors.ts'], rules: noAmbientTime },
-  { files: ['bench/**/*.ts', 'test/**/*.ts', 'src/cli/**/*.ts'], rules: { 'no-console': 'off' } },
+  { files: ['bench/**/*.ts', 'test/**/*.ts', 'examples/**/*.ts', 'src/cli/**/*.ts'], rules: { 'no-console': 'off' } },
 );

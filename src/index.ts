@@ -1,0 +1,31 @@
+/**
+ * pqnet public API. Everything a node embedding pqnet needs is exported here;
+ * deeper imports are possible but not a stable interface.
+ */
+export { SystemClock, ManualClock, type Clock, type TimerHandle } from './core/clock.ts';
+export { PqnetError, Reasons, isPqnetError, reasonFromWire, type Reason } from './core/errors.ts';
+export { DEFAULT_LIMITS, makeLimits, PROTOCOL_VERSION, MAX_CHUNK_BYTES, type Limits } from './core/limits.ts';
+export { systemRandom, SeededRandom, type Random } from './core/random.ts';
+
+export { KEM_ALGS, AEAD_ALGS, SIG_ALGS, type KemAlg, type AeadAlg, type SigAlg } from './secure/algorithms.ts';
+export type { CryptoProvider, ProviderName } from './secure/provider.ts';
+export { getProvider, isNativeAvailable } from './secure/providers.ts';
+export { nativeProvider } from './secure/native.ts';
+export { portableProvider, createPortableProvider } from './secure/portable.ts';
+export { PeerId, generateIdentity, identityFromPrivateKey, type Identity } from './secure/identity.ts';
+export { saveIdentity, loadIdentity } from './secure/keyfile.ts';
+export { compilePolicy, DEFAULT_POLICY, type AlgorithmPolicy, type CompiledPolicy } from './secure/policy.ts';
+export { Handshake, type HandshakeResult, type HandshakeStatus, type RemoteIdentity } from './secure/handshake.ts';
+export { SecureListener, dialSecure, type SecureConfig, type SecureListenerOptions, type DialSecureOptions } from './secure/listener.ts';
+export { SecureSession, type FrameHandler, type SessionStats } from './secure/session.ts';
+export type { OpenedFrame } from './secure/frames.ts';
+
+export { Channel, type ChannelId } from './wire/channels.ts';
+export { MessageRegistry, defineMessage, type MessageType } from './wire/registry.ts';
+export { createRegistry, Ping, Pong, Goodbye, APP_MESSAGE_ID_MIN } from './wire/messages.ts';
+export * as schema from './wire/schema.ts';
+export { FLAG_MORE, FLAG_REKEY, type FrameHeader } from './wire/frame.ts';
+
+export { TcpTransport } from './transport/tcp.ts';
+export { MemoryNetwork } from './transport/memory.ts';
+export type { ByteStream, Transport, TransportListener } from './transport/types.ts';
