@@ -120,7 +120,9 @@ export class PqnetError extends Error {
 }
 
 export function isPqnetError(e: unknown): e is PqnetError {
-  return typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'PqnetError';
+  if (!(e instanceof Error) || e.name !== 'PqnetError') return false;
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && Object.hasOwn(Reasons, code);
 }
 
 /** Wrap anything thrown into a `PqnetError`, keeping typed ones as they are. */

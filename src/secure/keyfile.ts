@@ -9,6 +9,8 @@
  */
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { slh_dsa_shake_128s } from '@noble/post-quantum/slh-dsa.js';
+import { equalBytes } from '../core/bytes.ts';
 import { PqnetError } from '../core/errors.ts';
 import { SIG_ALGS, SIG_SIZES, type SigAlg } from './algorithms.ts';
 import { identityFromPrivateKey, type Identity } from './identity.ts';
@@ -96,6 +98,11 @@ export function parseIdentityFile(text: string, file: string, options: LoadOptio
   if (typeof o.privateKey !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(o.privateKey)) throw corrupt('"privateKey" is not base64');
   const priv = new Uint8Array(Buffer.from(o.privateKey, 'base64'));
   if (priv.length !== SIG_SIZES[alg].privateKey) throw corrupt(`"privateKey" is ${priv.length} bytes, ${alg} needs ${SIG_SIZES[alg].privateKey}`);
+  // An SLH-DSA private key embeds its public root; recompute it so a damaged
+  // file can't yield an identity whose signatures never verify.
+  if (alg === 'slh-dsa-shake-128s' && !equalBytes(slh_dsa_shake_128s.keygen(priv.subarray(0, 48)).secretKey, priv)) {
+    throw corrupt('SLH-DSA private key is inconsistent with its public root');
+  }
   let id: Identity;
   try {
     id = identityFromPrivateKey(alg, priv, options.provider ?? getProvider());

@@ -5,11 +5,11 @@
 import crypto from 'node:crypto';
 import { PqnetError } from '../core/errors.ts';
 import { asBuffer } from '../core/bytes.ts';
-import { AEAD_TAG_BYTES } from '../core/limits.ts';
+import { AEAD_TAG_BYTES, KEY_BYTES } from '../core/limits.ts';
 import type { AeadAlg, SigAlg } from './algorithms.ts';
 import { ML_KEM_768_CIPHERTEXT_BYTES, ML_KEM_768_PUBLIC_BYTES, ML_KEM_768_SEED_BYTES, SIG_SIZES, X25519_KEY_BYTES } from './algorithms.ts';
 import type { Aead, CryptoProvider, Encapsulation, MlKemKeyPair, SigningKey, X25519KeyPair } from './provider.ts';
-import { checkSharedSecret } from './_checks.ts';
+import { checkHkdfLength, checkSharedSecret } from './_checks.ts';
 
 const NODE_KEY_TYPES: Record<SigAlg, 'ml-dsa-65' | 'slh-dsa-shake-128s' | 'ed25519'> = {
   'ml-dsa-65': 'ml-dsa-65',
@@ -62,6 +62,7 @@ class NativeAead implements Aead {
   readonly #key: crypto.KeyObject;
 
   constructor(alg: AeadAlg, key: Uint8Array) {
+    if (key.length !== KEY_BYTES) throw new PqnetError('INVALID_ARGUMENT', `${alg} key must be ${KEY_BYTES} bytes`);
     this.#cipher = CIPHERS[alg];
     this.#key = crypto.createSecretKey(asBuffer(key));
   }
@@ -73,6 +74,7 @@ class NativeAead implements Aead {
     const c = crypto.createCipheriv(this.#cipher as 'chacha20-poly1305', this.#key, nonce, { authTagLength: AEAD_TAG_BYTES });
     c.setAAD(aad, { plaintextLength: len });
     const out = Buffer.allocUnsafe(reserve + len + AEAD_TAG_BYTES);
+    out.fill(0, 0, reserve);
     let off = reserve;
     for (const p of parts) off += c.update(p).copy(out, off);
     off += c.final().copy(out, off);
@@ -109,7 +111,7 @@ export const nativeProvider: CryptoProvider = {
   },
 
   hkdfSha3_256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
-    return new Uint8Array(crypto.hkdfSync('sha3-256', ikm, salt, info, length));
+    return new Uint8Array(crypto.hkdfSync('sha3-256', ikm, salt, info, checkHkdfLength(length)));
   },
 
   x25519FromPrivate(privateKey: Uint8Array): X25519KeyPair {

@@ -41,8 +41,8 @@ function ids<K extends string>(field: string, names: readonly K[], table: Record
   if (names.length === 0) throw new PqnetError('INVALID_ARGUMENT', `policy.${field} must name at least one algorithm`);
   const out = new Set<number>();
   for (const n of names) {
-    const id = table[n];
-    if (id === undefined) throw new PqnetError('INVALID_ARGUMENT', `policy.${field}: unknown algorithm ${JSON.stringify(n)}`);
+    const id = Object.hasOwn(table, n) ? table[n] : undefined;
+    if (typeof id !== 'number') throw new PqnetError('INVALID_ARGUMENT', `policy.${field}: unknown algorithm ${JSON.stringify(n)}`);
     if (out.has(id)) throw new PqnetError('INVALID_ARGUMENT', `policy.${field}: ${n} listed twice`);
     out.add(id);
   }

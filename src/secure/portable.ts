@@ -7,17 +7,19 @@ import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { slh_dsa_shake_128s } from '@noble/post-quantum/slh-dsa.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { sha3_256 } from '@noble/hashes/sha3.js';
+import { sha512 } from '@noble/hashes/sha2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { gcm } from '@noble/ciphers/aes.js';
-import { concatBytes } from '../core/bytes.ts';
+import { concatBytes, equalBytes } from '../core/bytes.ts';
 import { PqnetError } from '../core/errors.ts';
+import { KEY_BYTES } from '../core/limits.ts';
 import type { Random } from '../core/random.ts';
 import type { AeadAlg, SigAlg } from './algorithms.ts';
 import { ML_KEM_768_CIPHERTEXT_BYTES, ML_KEM_768_PUBLIC_BYTES, ML_KEM_768_SEED_BYTES, SIG_SIZES, X25519_KEY_BYTES } from './algorithms.ts';
 import type { Aead, CryptoProvider, Encapsulation, MlKemKeyPair, SigningKey } from './provider.ts';
-import { checkSharedSecret } from './_checks.ts';
+import { checkHkdfLength, checkSharedSecret } from './_checks.ts';
 
 export interface PortableOptions {
   /**
@@ -64,12 +66,46 @@ function verifyWith(alg: SigAlg, publicKey: Uint8Array, message: Uint8Array, sig
       case 'slh-dsa-shake-128s':
         return slh_dsa_shake_128s.verify(signature, message, publicKey);
       case 'ed25519':
-        // RFC 8032 strict (zip215: false) to match OpenSSL's verification.
-        return ed25519.verify(signature, message, publicKey, { zip215: false });
+        // Strict encodings (zip215: false) and, like OpenSSL, the cofactorless
+        // equation: both providers must accept exactly the same signatures.
+        return ed25519.verify(signature, message, publicKey, { zip215: false }) && ed25519CofactorlessHolds(signature, message, publicKey);
     }
   } catch {
     return false;
   }
+}
+
+const ED25519_L = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+function bytesToBigLE(b: Uint8Array): bigint {
+  let n = 0n;
+  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]!);
+  return n;
+}
+
+/**
+ * RFC 8032 §5.1.7 allows a verifier to check [S]B = R + [k]A (cofactorless) or
+ * [8][S]B = [8]R + [8][k]A. noble checks the latter, OpenSSL the former, and
+ * OpenSSL also refuses a small-order R; they differ only on crafted signatures
+ * with small-order components. The portable provider adds OpenSSL's checks so
+ * both providers give the same verdict on every input (the ed25519-speccheck
+ * vectors in test/secure/providers.test.ts). Inputs here passed noble's strict checks.
+ */
+function ed25519CofactorlessHolds(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): boolean {
+  const P = ed25519.Point;
+  const R = P.fromBytes(sig.subarray(0, 32));
+  const A = P.fromBytes(pub);
+  const S = bytesToBigLE(sig.subarray(32));
+  const k = bytesToBigLE(sha512(concatBytes(sig.subarray(0, 32), pub, msg))) % ED25519_L;
+  // OpenSSL refuses small-order R; any honest R is in the prime-order subgroup.
+  if (R.isSmallOrder()) return false;
+  // As OpenSSL does: recompute R' = [S]B - [k]A and compare its canonical encoding
+  // with the signature's R bytes (a non-canonical R encoding never matches).
+  return equalBytes(P.BASE.multiplyUnsafe(S).subtract(A.multiplyUnsafe(k)).toBytes(), sig.subarray(0, 32));
+}
+
+function checkKey(alg: AeadAlg, key: Uint8Array): void {
+  if (key.length !== KEY_BYTES) throw new PqnetError('INVALID_ARGUMENT', `${alg} key must be ${KEY_BYTES} bytes`);
 }
 
 class PortableAead implements Aead {
@@ -77,6 +113,7 @@ class PortableAead implements Aead {
   readonly #key: Uint8Array;
 
   constructor(alg: AeadAlg, key: Uint8Array) {
+    checkKey(alg, key);
     this.#alg = alg;
     this.#key = key.slice();
   }
@@ -110,7 +147,7 @@ export function createPortableProvider(options: PortableOptions = {}): CryptoPro
     deterministicEncapsulation: true,
     sha3_256: (data) => sha3_256(data),
     hmacSha3_256: (key, data) => hmac(sha3_256, key, data),
-    hkdfSha3_256: (ikm, salt, info, length) => hkdf(sha3_256, ikm, salt, info, length),
+    hkdfSha3_256: (ikm, salt, info, length) => hkdf(sha3_256, ikm, salt, info, checkHkdfLength(length)),
 
     x25519FromPrivate(privateKey) {
       if (privateKey.length !== X25519_KEY_BYTES) throw new PqnetError('INVALID_ARGUMENT', 'x25519 private key must be 32 bytes');
