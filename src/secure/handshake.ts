@@ -57,6 +57,16 @@ import {
   type HandshakeRecord,
   type HelloI,
 } from './handshake-records.ts';
+import type { Schema } from '../wire/schema.ts';
+
+/** Any CBOR array (HELLO_I is read this loosely first, for its version). */
+const anyArray: Schema<unknown[]> = {
+  describe: 'array',
+  check(v, path) {
+    if (!Array.isArray(v)) throw new PqnetError('MSG_SCHEMA', `${path}: expected an array`);
+    return v;
+  },
+};
 import { PeerId, type Identity } from './identity.ts';
 import type { CompiledPolicy } from './policy.ts';
 import type { CryptoProvider, MlKemKeyPair, X25519KeyPair } from './provider.ts';
@@ -173,6 +183,7 @@ export class Handshake {
   #error: PqnetError | undefined;
   #result: HandshakeResult | undefined;
   #retries = 0;
+  #retriesIssued = 0;
 
   // Initiator ephemeral state.
   #x25519: X25519KeyPair | undefined;
@@ -219,6 +230,11 @@ export class Handshake {
 
   get error(): PqnetError | undefined {
     return this.#error;
+  }
+
+  /** RETRY records this responder sent (at most one per connection). */
+  get retriesIssued(): number {
+    return this.#retriesIssued;
   }
 
   /** The remote identity once it is authenticated. */
@@ -275,7 +291,9 @@ export class Handshake {
   }
 
   #dispatch(rec: HandshakeRecord, now: number): void {
-    if (rec.type === RecordType.REJECT && this.role === 'initiator') {
+    // REJECT is unauthenticated: it is believed only before HELLO_R, when a
+    // configuration mismatch is the only thing it can report.
+    if (rec.type === RecordType.REJECT && this.#state === 'await-hello-r') {
       const [code] = decodeBody(RejectSchema, rec.body, RECORD_CAPS[5], 'REJECT');
       const remoteReason = reasonFromWire(code);
       throw new PqnetError('HS_REJECTED', `remote says ${remoteReason ?? `code ${code}`}`, { details: { remoteCode: code, remoteReason } });
@@ -408,10 +426,15 @@ export class Handshake {
   #onHelloI(rec: HandshakeRecord, now: number): void {
     const cfg = this.#responder!;
     const p = this.#cfg.provider;
-    const hello = decodeBody(HelloISchema, rec.body, RECORD_CAPS[1], 'HELLO_I');
-    const [version, chainId, root, kemIds, aeadIds, , xPk, ek, cookie] = hello;
     const localVersion = cfg.version ?? PROTOCOL_VERSION;
-    if (version !== localVersion) return this.#reject('HS_VERSION_MISMATCH', `initiator speaks ${version}, we speak ${localVersion}`);
+    // The version is read before the schema check, so a future version whose
+    // HELLO_I has another layout still gets a readable REJECT.
+    const raw = decodeBody(anyArray, rec.body, RECORD_CAPS[1], 'HELLO_I');
+    if (typeof raw[0] === 'number' && raw[0] !== localVersion) {
+      return this.#reject('HS_VERSION_MISMATCH', `initiator speaks ${raw[0]}, we speak ${localVersion}`);
+    }
+    const hello = HelloISchema.check(raw, 'HELLO_I');
+    const [, chainId, root, kemIds, aeadIds, , xPk, ek, cookie] = hello;
     if (chainId !== cfg.chainId) return this.#reject('HS_CHAIN_MISMATCH', `initiator is on chain ${chainId}, we are on ${cfg.chainId}`);
     if (!equalBytes(root, cfg.policy.root)) return this.#reject('HS_POLICY_MISMATCH');
     if (new Set(kemIds).size !== kemIds.length || new Set(aeadIds).size !== aeadIds.length) throw new PqnetError('HS_BAD_MESSAGE', 'duplicate offers');
@@ -422,7 +445,8 @@ export class Handshake {
     const kems = offeredKems as KemAlg[];
     if ((xPk.length > 0) !== kems.some(kemUsesX25519)) throw new PqnetError('HS_BAD_MESSAGE', 'HELLO_I x25519 key does not fit its offers');
     if ((ek.length > 0) !== kems.some(kemUsesMlKem)) throw new PqnetError('HS_BAD_MESSAGE', 'HELLO_I ML-KEM key does not fit its offers');
-    // Initiator preference wins among what the responder accepts (its policy).
+    // Both sides hold the same policy (the roots matched) and every offer is in
+    // it, so the initiator's first offer is acceptable: it wins.
     const kem = kems[0]!;
     const aead = (offeredAeads as AeadAlg[])[0]!;
 
@@ -430,6 +454,8 @@ export class Handshake {
     if (cfg.cookies !== undefined && cfg.requireCookie?.() === true) {
       const digest = p.sha3_256(encodeCbor([...hello.slice(0, 8), new Uint8Array(0)]));
       if (cookie.length === 0) {
+        if (this.#retriesIssued > 0) throw new PqnetError('HS_BAD_COOKIE', 'second HELLO_I without the cookie');
+        this.#retriesIssued++;
         this.#outbox.push(encodeRecord(RecordType.RETRY, encodeCbor([cfg.cookies.issue(cfg.remoteAddress, digest, now)])));
         return;
       }

@@ -111,15 +111,12 @@ export class SecureListener {
         identify: o.identify,
         remoteAddress: stream.remoteAddress,
         cookies: this.#cookies,
-        requireCookie: () => {
-          const busy = this.stats.handshakesInProgress > o.limits.cookieThreshold;
-          if (busy) this.stats.retriesSent++;
-          return busy;
-        },
+        requireCookie: () => this.stats.handshakesInProgress > o.limits.cookieThreshold,
       },
       o.clock.now(),
     );
     const done = (): void => {
+      this.stats.retriesSent += hs.retriesIssued;
       this.#pending.delete(stream);
       this.stats.handshakesInProgress--;
       const n = (this.#perHost.get(host) ?? 1) - 1;

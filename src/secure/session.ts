@@ -43,6 +43,23 @@ export interface SessionEvents {
   drain: [];
 }
 
+/** GOODBYE's text is capped at 256 UTF-8 bytes by its schema. */
+const GOODBYE_TEXT_BYTES = 256;
+
+/** The longest prefix of `s` that fits `maxBytes` of UTF-8, never splitting a character. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  if (Buffer.byteLength(s) <= maxBytes) return s;
+  let out = '';
+  let bytes = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > maxBytes) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
+}
+
 export type FrameHandler = (frame: OpenedFrame, session: SecureSession) => void;
 
 const controlRegistry = createRegistry();
@@ -222,7 +239,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   close(reason: Reason = 'CLOSED', message = ''): void {
     if (this.#closeReason !== undefined) return;
     try {
-      this.send(Goodbye, [Reasons[reason].wire, message.slice(0, 200)]);
+      this.send(Goodbye, [Reasons[reason].wire, truncateUtf8(message, GOODBYE_TEXT_BYTES)]);
     } catch {
       // Closing anyway.
     }

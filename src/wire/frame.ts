@@ -25,7 +25,11 @@ export interface FrameHeader {
   readonly flags: number;
 }
 
+/** Throws INVALID_ARGUMENT for a field out of range or a reserved flag bit (local misuse). */
 export function encodeFrameHeader(h: FrameHeader): Uint8Array {
+  if (!isUint(h.channel, 0xff) || !isUint(h.msgId, 0xffff) || !isUint(h.seq, 0xffffffff) || !isUint(h.flags, 0xff) || (h.flags & ~FLAGS_KNOWN) !== 0) {
+    throw new PqnetError('INVALID_ARGUMENT', `bad frame header ${JSON.stringify(h)}`);
+  }
   const b = new Uint8Array(FRAME_HEADER_BYTES);
   b[0] = h.channel;
   b[1] = h.msgId >>> 8;
@@ -36,6 +40,10 @@ export function encodeFrameHeader(h: FrameHeader): Uint8Array {
   b[6] = h.seq & 0xff;
   b[7] = h.flags;
   return b;
+}
+
+function isUint(v: number, max: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= max;
 }
 
 /** Throws FRAME_BAD_HEADER for a short plaintext or reserved flag bits. */
