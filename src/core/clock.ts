@@ -31,14 +31,25 @@ export class SystemClock implements Clock {
     return Date.now();
   }
 
+  /**
+   * Fires at or after `now() + delayMs`, never before: Node's timers are
+   * millisecond-granular and can wake up to 1 ms early against
+   * `performance.now()`, so an early wake-up re-arms for the remainder.
+   */
   setTimer(delayMs: number, fn: () => void): TimerHandle {
     const id = this.#next++;
-    const t = setTimeout(() => {
-      this.#timers.delete(id);
-      fn();
-    }, Math.max(0, delayMs));
-    t.unref?.();
-    this.#timers.set(id, t);
+    const at = this.now() + Math.max(0, delayMs);
+    const arm = (ms: number): void => {
+      const t = setTimeout(() => {
+        const left = at - this.now();
+        if (left > 0) return arm(Math.ceil(left));
+        this.#timers.delete(id);
+        fn();
+      }, ms);
+      t.unref?.();
+      this.#timers.set(id, t);
+    };
+    arm(Math.max(0, Math.ceil(delayMs)));
     return { id };
   }
 

@@ -264,7 +264,10 @@ export class Handshake {
     if (this.status === 'in-progress') this.#fail(reason);
   }
 
-  /** Feed received bytes. Never throws: a failure moves to status 'failed'. */
+  /**
+   * Feed received bytes. Nothing a peer sends makes this throw: a failure moves
+   * to status 'failed'. (Feeding a completed handshake is local misuse and throws.)
+   */
   receive(bytes: Uint8Array, now: number): void {
     if (this.status !== 'in-progress') {
       if (this.status === 'complete') throw new PqnetError('INVALID_ARGUMENT', 'handshake already complete; feed frames to the session');
@@ -433,7 +436,12 @@ export class Handshake {
     if (typeof raw[0] === 'number' && raw[0] !== localVersion) {
       return this.#reject('HS_VERSION_MISMATCH', `initiator speaks ${raw[0]}, we speak ${localVersion}`);
     }
-    const hello = HelloISchema.check(raw, 'HELLO_I');
+    let hello: HelloI;
+    try {
+      hello = HelloISchema.check(raw, 'HELLO_I');
+    } catch (e) {
+      throw new PqnetError('HS_BAD_MESSAGE', `HELLO_I: ${(e as Error).message}`, { cause: e });
+    }
     const [, chainId, root, kemIds, aeadIds, , xPk, ek, cookie] = hello;
     if (chainId !== cfg.chainId) return this.#reject('HS_CHAIN_MISMATCH', `initiator is on chain ${chainId}, we are on ${cfg.chainId}`);
     if (!equalBytes(root, cfg.policy.root)) return this.#reject('HS_POLICY_MISMATCH');

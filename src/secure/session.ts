@@ -34,6 +34,8 @@ export interface SessionStats {
   framesOut: number;
   rekeysIn: number;
   rekeysOut: number;
+  /** PINGs left unanswered because the write buffer was full. */
+  pongsDropped: number;
 }
 
 export interface SessionEvents {
@@ -78,7 +80,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   /** Milliseconds from first handshake byte to session keys. */
   readonly handshakeMs: number;
   readonly retries: number;
-  readonly stats: SessionStats = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rekeysIn: 0, rekeysOut: 0 };
+  readonly stats: SessionStats = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rekeysIn: 0, rekeysOut: 0, pongsDropped: 0 };
 
   readonly #stream: ByteStream;
   readonly #ctx: SessionContext;
@@ -294,7 +296,10 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   #onControl(frame: OpenedFrame): void {
     const { type, value } = this.#registry.decode(frame.msgId, frame.channel, frame.chunk);
     if (type.id === Ping.id) {
-      this.send(Pong, value as [Uint8Array]);
+      // A peer that pings but does not read must not grow our write buffer:
+      // while it is over the limit, pings go unanswered.
+      if (this.#stream.bufferedBytes < this.#ctx.limits.maxWriteBufferBytes) this.send(Pong, value as [Uint8Array]);
+      else this.stats.pongsDropped++;
     } else if (type.id === Pong.id) {
       const key = toHex((value as [Uint8Array])[0]);
       const p = this.#pings.get(key);
@@ -348,15 +353,19 @@ export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionCont
       }
     };
 
-    const deadline = hs.pollTimeout();
-    if (deadline !== undefined) {
-      timer = ctx.clock.setTimer(deadline - ctx.clock.now(), () => {
+    // Re-armed until the clock really reached the deadline: a Clock may wake early.
+    const armDeadline = (): void => {
+      const deadline = hs.pollTimeout();
+      if (deadline === undefined) return;
+      timer = ctx.clock.setTimer(Math.max(1, Math.ceil(deadline - ctx.clock.now())), () => {
         timer = undefined;
         hs.handleTimeout(ctx.clock.now());
         if (hs.status === 'failed') stream.destroy(hs.error);
+        else if (hs.status === 'in-progress') armDeadline();
         settle();
       });
-    }
+    };
+    armDeadline();
     stream.setHandlers({
       data: (b) => {
         hs.receive(b, ctx.clock.now());

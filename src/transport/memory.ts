@@ -84,6 +84,7 @@ export class MemoryStream implements ByteStream {
 
   destroy(error?: PqnetError): void {
     if (this.#closed) return;
+    this.#closing = error ?? null;
     const peer = this.peer;
     if (peer !== undefined) peer.#remoteEnded(new PqnetError('IO_ERROR', 'connection reset by peer'));
     this.#inbox = [];
