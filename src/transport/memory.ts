@@ -166,7 +166,12 @@ export class MemoryNetwork implements Transport {
   }
 
   dial(address: string, options: DialOptions & { fromHost?: string } = {}): Promise<ByteStream> {
-    this.#check(address);
+    try {
+      this.#check(address);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    if (options.signal?.aborted === true) return Promise.reject(new PqnetError('CLOSED', `dial to ${address} aborted`));
     const listener = this.#listeners.get(address);
     if (listener === undefined) return Promise.reject(new PqnetError('DIAL_FAILED', `${address}: nobody listening`));
     const local = `mem://${options.fromHost ?? 'client'}:${this.#nextEphemeral++}`;
@@ -179,7 +184,11 @@ export class MemoryNetwork implements Transport {
   }
 
   listen(address: string, onStream: (stream: ByteStream) => void): Promise<TransportListener> {
-    this.#check(address);
+    try {
+      this.#check(address);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     if (this.#listeners.has(address)) return Promise.reject(new PqnetError('LISTEN_FAILED', `${address} is in use`));
     this.#listeners.set(address, { onStream });
     return Promise.resolve({

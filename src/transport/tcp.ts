@@ -93,7 +93,14 @@ export class TcpTransport implements Transport {
   readonly scheme = 'tcp';
 
   dial(address: string, options: DialOptions = {}): Promise<ByteStream> {
-    const { host, port } = parseHostPort(address, 'tcp');
+    let host: string;
+    let port: number;
+    try {
+      ({ host, port } = parseHostPort(address, 'tcp'));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    if (options.signal?.aborted === true) return Promise.reject(new PqnetError('CLOSED', `dial to ${address} aborted`));
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host, port });
       const timeout = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
@@ -123,7 +130,13 @@ export class TcpTransport implements Transport {
   }
 
   listen(address: string, onStream: (stream: ByteStream) => void): Promise<TransportListener> {
-    const { host, port } = parseHostPort(address, 'tcp');
+    let host: string;
+    let port: number;
+    try {
+      ({ host, port } = parseHostPort(address, 'tcp'));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
       onStream(new TcpStream(socket));
     });
