@@ -8,6 +8,7 @@ import type { BenchOptions } from './_util.ts';
 const BENCHES: Record<string, () => Promise<{ main: (o: BenchOptions) => Promise<void> }>> = {
   handshake: () => import('./handshake.ts'),
   channel: () => import('./channel.ts'),
+  frames: () => import('./frames.ts'),
 };
 
 const args = process.argv.slice(2);

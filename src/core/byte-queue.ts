@@ -42,7 +42,10 @@ export class ByteQueue {
       this.#consume(n);
       return out;
     }
-    const out = new Uint8Array(n);
+    // Every byte is overwritten below, so skip the zero-fill (hot on the receive path:
+    // most 64 KiB frames span two socket reads).
+    const buf = Buffer.allocUnsafeSlow(n);
+    const out = new Uint8Array(buf.buffer, buf.byteOffset, n);
     let off = 0;
     while (off < n) {
       const c = this.#chunks[0]!;
