@@ -57,6 +57,15 @@ export const RECORD_CAPS: Readonly<Record<RecordTypeId, number>> = {
 
 export const RECORD_HEADER_BYTES = LENGTH_PREFIX_BYTES + 1;
 
+/** Any CBOR array: HELLO_I is read this loosely first, for its version. */
+export const AnyArraySchema: Schema<unknown[]> = {
+  describe: 'array',
+  check(v, path) {
+    if (!Array.isArray(v)) throw new PqnetError('MSG_SCHEMA', `${path}: expected an array`);
+    return v;
+  },
+};
+
 /** HELLO_I = [version, chain_id, policy_root, kem_offers, aead_offers, nonce_I, x25519_pk, mlkem_ek, cookie] */
 export const HelloISchema = tuple(
   uint(0xffff),

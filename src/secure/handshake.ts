@@ -21,9 +21,9 @@
  * every check passed; a failure tells the remote nothing (no REJECT), except the
  * plaintext configuration mismatches that REJECT exists for.
  */
-import { concatBytes, equalBytes, utf8, wipe } from '../core/bytes.ts';
+import { concatBytes, equalBytes, wipe } from '../core/bytes.ts';
 import { isPqnetError, PqnetError, Reasons, reasonFromWire, type Reason } from '../core/errors.ts';
-import { HANDSHAKE_NONCE_BYTES, KEY_BYTES, MAX_IDENTIFY_BYTES, PROTOCOL_VERSION, type Limits } from '../core/limits.ts';
+import { HANDSHAKE_NONCE_BYTES, MAX_IDENTIFY_BYTES, PROTOCOL_VERSION, type Limits } from '../core/limits.ts';
 import type { Random } from '../core/random.ts';
 import { encodeCbor } from '../wire/cbor.ts';
 import {
@@ -41,7 +41,9 @@ import {
   type SigAlg,
 } from './algorithms.ts';
 import type { CookieJar } from './cookie.ts';
+import { AUTH_I_LABEL, AUTH_R_LABEL, authSignedData, deriveKeySchedule, deriveSessionKeys, HS_NONCE, transcriptHash, type KeySchedule } from './handshake-keys.ts';
 import {
+  AnyArraySchema,
   AuthSchema,
   decodeBody,
   encodeRecord,
@@ -57,31 +59,10 @@ import {
   type HandshakeRecord,
   type HelloI,
 } from './handshake-records.ts';
-import type { Schema } from '../wire/schema.ts';
-
-/** Any CBOR array (HELLO_I is read this loosely first, for its version). */
-const anyArray: Schema<unknown[]> = {
-  describe: 'array',
-  check(v, path) {
-    if (!Array.isArray(v)) throw new PqnetError('MSG_SCHEMA', `${path}: expected an array`);
-    return v;
-  },
-};
 import { PeerId, type Identity } from './identity.ts';
 import type { CompiledPolicy } from './policy.ts';
 import type { CryptoProvider, MlKemKeyPair, X25519KeyPair } from './provider.ts';
 
-// ---- Spec constants (labels are ASCII, no terminator). ----
-export const TRANSCRIPT_LABEL = utf8('pqnet/1 transcript');
-export const HS_KEY_LABEL_R2I = utf8('pqnet/1 hs r->i');
-export const HS_KEY_LABEL_I2R = utf8('pqnet/1 hs i->r');
-export const APP_KEY_LABEL_R2I = utf8('pqnet/1 app r->i');
-export const APP_KEY_LABEL_I2R = utf8('pqnet/1 app i->r');
-export const SESSION_ID_LABEL = utf8('pqnet/1 session id');
-export const AUTH_R_LABEL = utf8('pqnet/1 auth-r');
-export const AUTH_I_LABEL = utf8('pqnet/1 auth-i');
-/** Handshake records are each sealed once under their own key: nonce 0. */
-const HS_NONCE = new Uint8Array(12);
 
 export type Role = 'initiator' | 'responder';
 export type HandshakeStatus = 'in-progress' | 'complete' | 'failed';
@@ -141,30 +122,6 @@ export interface HandshakeResult {
 
 type State = 'await-hello-r' | 'await-auth-r' | 'await-hello-i' | 'await-auth-i' | 'complete' | 'failed';
 
-interface KeySchedule {
-  readonly ikm: Uint8Array;
-  readonly th2: Uint8Array;
-  readonly hsKeyR2I: Uint8Array;
-  readonly hsKeyI2R: Uint8Array;
-}
-
-export function transcriptHash(provider: CryptoProvider, records: readonly Uint8Array[]): Uint8Array {
-  return provider.sha3_256(concatBytes(TRANSCRIPT_LABEL, ...records));
-}
-
-/** What an AUTH signature covers: label || th || SHA3-256(CBOR[alg_id, pubkey, identify]). */
-export function authSignedData(provider: CryptoProvider, label: Uint8Array, th: Uint8Array, alg: SigAlg, publicKey: Uint8Array, identify: Uint8Array): Uint8Array {
-  return concatBytes(label, th, provider.sha3_256(encodeCbor([SIG_IDS[alg], publicKey, identify])));
-}
-
-function deriveKeySchedule(provider: CryptoProvider, ikm: Uint8Array, th2: Uint8Array): KeySchedule {
-  return {
-    ikm,
-    th2,
-    hsKeyR2I: provider.hkdfSha3_256(ikm, th2, HS_KEY_LABEL_R2I, KEY_BYTES),
-    hsKeyI2R: provider.hkdfSha3_256(ikm, th2, HS_KEY_LABEL_I2R, KEY_BYTES),
-  };
-}
 
 function badMessage(e: unknown): PqnetError {
   if (isPqnetError(e)) return e;
@@ -432,7 +389,7 @@ export class Handshake {
     const localVersion = cfg.version ?? PROTOCOL_VERSION;
     // The version is read before the schema check, so a future version whose
     // HELLO_I has another layout still gets a readable REJECT.
-    const raw = decodeBody(anyArray, rec.body, RECORD_CAPS[1], 'HELLO_I');
+    const raw = decodeBody(AnyArraySchema, rec.body, RECORD_CAPS[1], 'HELLO_I');
     if (typeof raw[0] === 'number' && raw[0] !== localVersion) {
       return this.#reject('HS_VERSION_MISMATCH', `initiator speaks ${raw[0]}, we speak ${localVersion}`);
     }
@@ -539,9 +496,7 @@ export class Handshake {
     const p = this.#cfg.provider;
     const s = this.#schedule!;
     const th4 = transcriptHash(p, this.#transcript);
-    const i2r = p.hkdfSha3_256(s.ikm, th4, APP_KEY_LABEL_I2R, KEY_BYTES);
-    const r2i = p.hkdfSha3_256(s.ikm, th4, APP_KEY_LABEL_R2I, KEY_BYTES);
-    const sessionId = p.hkdfSha3_256(s.ikm, th4, SESSION_ID_LABEL, KEY_BYTES);
+    const { i2r, r2i, sessionId } = deriveSessionKeys(p, s.ikm, th4);
     const initiator = this.role === 'initiator';
     this.#result = {
       role: this.role,

@@ -92,16 +92,11 @@ class TcpStream implements ByteStream {
 export class TcpTransport implements Transport {
   readonly scheme = 'tcp';
 
-  dial(address: string, options: DialOptions = {}): Promise<ByteStream> {
-    let host: string;
-    let port: number;
-    try {
-      ({ host, port } = parseHostPort(address, 'tcp'));
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
-    if (options.signal?.aborted === true) return Promise.reject(new PqnetError('CLOSED', `dial to ${address} aborted`));
-    return new Promise((resolve, reject) => {
+  // async: a bad address or an aborted signal is a rejection, never a synchronous throw.
+  async dial(address: string, options: DialOptions = {}): Promise<ByteStream> {
+    const { host, port } = parseHostPort(address, 'tcp');
+    if (options.signal?.aborted === true) throw new PqnetError('CLOSED', `dial to ${address} aborted`);
+    return await new Promise((resolve, reject) => {
       const socket = net.connect({ host, port });
       const timeout = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
       socket.setTimeout(timeout);
@@ -129,18 +124,12 @@ export class TcpTransport implements Transport {
     });
   }
 
-  listen(address: string, onStream: (stream: ByteStream) => void): Promise<TransportListener> {
-    let host: string;
-    let port: number;
-    try {
-      ({ host, port } = parseHostPort(address, 'tcp'));
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+  async listen(address: string, onStream: (stream: ByteStream) => void): Promise<TransportListener> {
+    const { host, port } = parseHostPort(address, 'tcp');
     const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
       onStream(new TcpStream(socket));
     });
-    return new Promise((resolve, reject) => {
+    return await new Promise((resolve, reject) => {
       server.once('error', (e) => reject(new PqnetError('LISTEN_FAILED', `${address}: ${e.message}`, { cause: e })));
       server.listen({ host, port, backlog: 1024 }, () => {
         const a = server.address() as net.AddressInfo;

@@ -13,15 +13,8 @@ import { decodeCbor, encodeCbor } from '../../src/wire/cbor.ts';
 import { FrameSplitter, type FrameHeader } from '../../src/wire/frame.ts';
 import { AEAD_IDS, aeadFromId, type AeadAlg } from '../../src/secure/algorithms.ts';
 import { FrameOpener, FrameSealer, frameNonce, type OpenedFrame } from '../../src/secure/frames.ts';
-import {
-  AUTH_I_LABEL,
-  authSignedData,
-  Handshake,
-  HS_KEY_LABEL_I2R,
-  HS_KEY_LABEL_R2I,
-  transcriptHash,
-  type HandshakeResult,
-} from '../../src/secure/handshake.ts';
+import { Handshake, type HandshakeResult } from '../../src/secure/handshake.ts';
+import { AUTH_I_LABEL, authSignedData, HS_KEY_LABEL_I2R, HS_KEY_LABEL_R2I, transcriptHash } from '../../src/secure/handshake-keys.ts';
 import { encodeRecord, recordHeader, RECORD_HEADER_BYTES, type RecordTypeId } from '../../src/secure/handshake-records.ts';
 import type { Identity } from '../../src/secure/identity.ts';
 import type { SecureConfig } from '../../src/secure/listener.ts';
