@@ -2,28 +2,61 @@
  * A FIFO of received byte chunks for streaming decoders. Reading a span that
  * lies inside one chunk returns a view, not a copy; only spans that cross
  * chunk boundaries are copied (once).
+ *
+ * Small chunks are coalesced: a peer that trickles one byte per TCP segment
+ * would otherwise leave one buffer object per byte in the queue (megabytes of
+ * overhead and quadratic reads for one 64 KiB frame). Chunks shorter than
+ * SMALL_CHUNK_BYTES are copied into a shared tail buffer, so the number of
+ * chunks held is at most about `length / SMALL_CHUNK_BYTES` plus the large ones.
  */
+export const SMALL_CHUNK_BYTES = 4_096;
+const TAIL_CAPACITY = 16_384;
+
 export class ByteQueue {
   #chunks: Uint8Array[] = [];
-  #head = 0; // offset into #chunks[0]
+  #first = 0; // index of the first live chunk in #chunks
+  #head = 0; // offset into #chunks[#first]
   #length = 0;
+  // The tail buffer small chunks are copied into; the last chunk is a view of it while `#tailOpen`.
+  #tail: Uint8Array | undefined;
+  #tailUsed = 0;
+  #tailOpen = false;
 
   get length(): number {
     return this.#length;
   }
 
   push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#length += chunk.length;
+    const n = chunk.length;
+    if (n === 0) return;
+    this.#length += n;
+    if (n >= SMALL_CHUNK_BYTES) {
+      this.#chunks.push(chunk);
+      this.#tailOpen = false;
+      return;
+    }
+    if (this.#tailOpen && this.#tail !== undefined && this.#tailUsed + n <= this.#tail.length) {
+      // Grow the last chunk (a view of the tail) in place.
+      const start = this.#tailUsed - this.#chunks[this.#chunks.length - 1]!.length;
+      this.#tail.set(chunk, this.#tailUsed);
+      this.#tailUsed += n;
+      this.#chunks[this.#chunks.length - 1] = this.#tail.subarray(start, this.#tailUsed);
+      return;
+    }
+    this.#tail = new Uint8Array(TAIL_CAPACITY);
+    this.#tail.set(chunk, 0);
+    this.#tailUsed = n;
+    this.#tailOpen = true;
+    this.#chunks.push(this.#tail.subarray(0, n));
   }
 
   /** The byte at `index` from the front, without consuming. */
   peekByte(index: number): number {
     let i = index + this.#head;
-    for (const c of this.#chunks) {
-      if (i < c.length) return c[i]!;
-      i -= c.length;
+    for (let c = this.#first; c < this.#chunks.length; c++) {
+      const chunk = this.#chunks[c]!;
+      if (i < chunk.length) return chunk[i]!;
+      i -= chunk.length;
     }
     throw new RangeError('peek past end of queue');
   }
@@ -36,7 +69,7 @@ export class ByteQueue {
   /** Remove and return the first `n` bytes (caller checks `length >= n`). */
   take(n: number): Uint8Array {
     if (n > this.#length) throw new RangeError('take past end of queue');
-    const first = this.#chunks[0];
+    const first = this.#chunks[this.#first];
     if (first !== undefined && first.length - this.#head >= n) {
       const out = first.subarray(this.#head, this.#head + n);
       this.#consume(n);
@@ -48,7 +81,7 @@ export class ByteQueue {
     const out = new Uint8Array(buf.buffer, buf.byteOffset, n);
     let off = 0;
     while (off < n) {
-      const c = this.#chunks[0]!;
+      const c = this.#chunks[this.#first]!;
       const m = Math.min(c.length - this.#head, n - off);
       out.set(c.subarray(this.#head, this.#head + m), off);
       off += m;
@@ -65,9 +98,23 @@ export class ByteQueue {
   #consume(n: number): void {
     this.#length -= n;
     this.#head += n;
-    while (this.#chunks.length > 0 && this.#head >= this.#chunks[0]!.length) {
-      this.#head -= this.#chunks[0]!.length;
-      this.#chunks.shift();
+    while (this.#first < this.#chunks.length && this.#head >= this.#chunks[this.#first]!.length) {
+      this.#head -= this.#chunks[this.#first]!.length;
+      this.#first++;
     }
+    if (this.#first === this.#chunks.length) {
+      // Empty: start over (the tail's remaining room is not reused).
+      this.#chunks = [];
+      this.#first = 0;
+      this.#tailOpen = false;
+    } else if (this.#first > 64) {
+      this.#chunks = this.#chunks.slice(this.#first);
+      this.#first = 0;
+    }
+  }
+
+  /** Chunks held (for tests of the coalescing bound). */
+  get chunkCount(): number {
+    return this.#chunks.length - this.#first;
   }
 }

@@ -47,6 +47,7 @@ export const Reasons = {
   HS_PEER_ID_MISMATCH: { wire: 117, penalty: 0, description: 'remote is not the peer that was dialled' },
   HS_DOWNGRADE: { wire: 118, penalty: 50, description: 'responder chose an algorithm that was not offered' },
   HS_RETRY_LOOP: { wire: 119, penalty: 5, description: 'too many retry round trips' },
+  HS_RATE_LIMITED: { wire: 120, penalty: 5, description: 'too many handshakes from this address; retry later' },
 
   // Encrypted frames.
   FRAME_OVERSIZE: { wire: 200, penalty: 100, description: 'frame longer than the maximum' },

@@ -48,13 +48,27 @@ export const COOKIE_BYTES = 40;
 // ---- Implementation defaults: this node's policy. ----
 
 export interface Limits {
-  /** Deadline for a whole handshake, from first byte to session keys. */
+  /** Deadline for a whole handshake: from accepting the connection (responder) or creating HELLO_I (initiator) to session keys. */
   readonly handshakeTimeoutMs: number;
   /** Handshakes in progress at once on one listener. */
   readonly maxConcurrentHandshakes: number;
-  /** Handshakes in progress at once from one remote IP. */
+  /** Handshakes in progress at once from one remote host group (IPv4 address, IPv6 /64). */
   readonly maxHandshakesPerIp: number;
-  /** From this many handshakes in progress, new ones must present a retry cookie. */
+  /** New inbound handshakes per second from one host group (token bucket rate)... */
+  readonly handshakesPerHostPerSecond: number;
+  /** ... and its burst. */
+  readonly handshakeBurstPerHost: number;
+  /**
+   * Responder handshake work (public-key operations, measured on the clock) the
+   * listener may spend per second, in milliseconds: 500 is half a core. Over
+   * budget, new connections get REJECT{HS_BUSY} before any cryptography.
+   */
+  readonly handshakeCpuMsPerSecond: number;
+  /** Burst of that budget, in milliseconds. */
+  readonly handshakeCpuBurstMs: number;
+  /** A responder fails a connection that has not delivered HELLO_I within this time. */
+  readonly helloTimeoutMs: number;
+  /** While more than this many handshakes are in progress, new ones must present a retry cookie. */
   readonly cookieThreshold: number;
   /** How long a retry cookie stays valid. */
   readonly cookieTtlMs: number;
@@ -74,6 +88,11 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   handshakeTimeoutMs: 10_000,
   maxConcurrentHandshakes: 256,
   maxHandshakesPerIp: 32,
+  handshakesPerHostPerSecond: 10,
+  handshakeBurstPerHost: 20,
+  handshakeCpuMsPerSecond: 500,
+  handshakeCpuBurstMs: 2_000,
+  helloTimeoutMs: 3_000,
   cookieThreshold: 128,
   cookieTtlMs: 10_000,
   maxRetries: 2,

@@ -51,6 +51,7 @@ class Direction {
   protected ratchet(): void {
     const next = nextKey(this.provider, this.key);
     wipe(this.key);
+    this.aead.destroy();
     this.key = next;
     this.aead = this.provider.aead(this.alg, next);
     this.counter = 0;
@@ -59,6 +60,7 @@ class Direction {
 
   destroy(): void {
     wipe(this.key);
+    this.aead.destroy();
   }
 }
 

@@ -123,6 +123,16 @@ export interface HandshakeResult {
 type State = 'await-hello-r' | 'await-auth-r' | 'await-hello-i' | 'await-auth-i' | 'complete' | 'failed';
 
 
+/** Local misconfiguration, refused with INVALID_ARGUMENT before any connection uses it. */
+export function validateHandshakeConfig(cfg: HandshakeConfig & Partial<Pick<InitiatorConfig, 'kemOffers' | 'aeadOffers'>>): void {
+  if ((cfg.identify?.length ?? 0) > MAX_IDENTIFY_BYTES) throw new PqnetError('INVALID_ARGUMENT', `identify exceeds ${MAX_IDENTIFY_BYTES} bytes`);
+  if (!cfg.policy.sig.includes(cfg.identity.alg)) throw new PqnetError('INVALID_ARGUMENT', `local identity ${cfg.identity.alg} is not allowed by the policy`);
+  if (!Number.isSafeInteger(cfg.chainId) || cfg.chainId < 0) throw new PqnetError('INVALID_ARGUMENT', `chain id ${cfg.chainId} is not an unsigned integer`);
+  for (const k of cfg.kemOffers ?? []) if (!cfg.policy.kem.includes(k)) throw new PqnetError('INVALID_ARGUMENT', `KEM ${k} is not allowed by the policy`);
+  for (const a of cfg.aeadOffers ?? []) if (!cfg.policy.aead.includes(a)) throw new PqnetError('INVALID_ARGUMENT', `AEAD ${a} is not allowed by the policy`);
+  if (cfg.kemOffers?.length === 0 || cfg.aeadOffers?.length === 0) throw new PqnetError('INVALID_ARGUMENT', 'empty KEM or AEAD offer');
+}
+
 function badMessage(e: unknown): PqnetError {
   if (isPqnetError(e)) return e;
   return new PqnetError('HS_BAD_MESSAGE', e instanceof Error ? e.message : String(e), { cause: e });
@@ -135,6 +145,8 @@ export class Handshake {
   readonly #responder: ResponderConfig | undefined;
   readonly #reader = new RecordReader();
   readonly #deadline: number;
+  /** Responder: HELLO_I must be in by this time (a connection that says nothing is cheap to hold). */
+  readonly #helloDeadline: number;
   #state: State;
   #outbox: Uint8Array[] = [];
   #error: PqnetError | undefined;
@@ -154,16 +166,14 @@ export class Handshake {
   #remote: RemoteIdentity | undefined;
 
   private constructor(role: Role, cfg: HandshakeConfig, now: number, initiator?: InitiatorConfig, responder?: ResponderConfig) {
+    validateHandshakeConfig(cfg);
     this.role = role;
     this.#cfg = cfg;
     this.#initiator = initiator;
     this.#responder = responder;
     this.#deadline = now + cfg.limits.handshakeTimeoutMs;
+    this.#helloDeadline = role === 'responder' ? now + Math.min(cfg.limits.helloTimeoutMs, cfg.limits.handshakeTimeoutMs) : this.#deadline;
     this.#state = role === 'initiator' ? 'await-hello-r' : 'await-hello-i';
-    if ((cfg.identify?.length ?? 0) > MAX_IDENTIFY_BYTES) throw new PqnetError('INVALID_ARGUMENT', `identify exceeds ${MAX_IDENTIFY_BYTES} bytes`);
-    if (!cfg.policy.sig.includes(cfg.identity.alg)) {
-      throw new PqnetError('INVALID_ARGUMENT', `local identity ${cfg.identity.alg} is not allowed by the policy`);
-    }
   }
 
   /** Start as initiator: HELLO_I is ready in `pollTransmit()` at once. */
@@ -209,11 +219,13 @@ export class Handshake {
   }
 
   pollTimeout(): number | undefined {
-    return this.status === 'in-progress' ? this.#deadline : undefined;
+    if (this.status !== 'in-progress') return undefined;
+    return this.#state === 'await-hello-i' ? this.#helloDeadline : this.#deadline;
   }
 
   handleTimeout(now: number): void {
-    if (this.status === 'in-progress' && now >= this.#deadline) this.#fail(new PqnetError('HS_DEADLINE', `${this.#state} after ${this.#cfg.limits.handshakeTimeoutMs} ms`));
+    const deadline = this.pollTimeout();
+    if (deadline !== undefined && now >= deadline) this.#fail(new PqnetError('HS_DEADLINE', `still in ${this.#state}`));
   }
 
   /** Abort from outside (transport closed, node stopping). */
@@ -230,7 +242,8 @@ export class Handshake {
       if (this.status === 'complete') throw new PqnetError('INVALID_ARGUMENT', 'handshake already complete; feed frames to the session');
       return;
     }
-    if (now >= this.#deadline) {
+    const deadline = this.pollTimeout();
+    if (deadline !== undefined && now >= deadline) {
       this.handleTimeout(now);
       return;
     }
@@ -299,14 +312,15 @@ export class Handshake {
   #startInitiator(): void {
     const cfg = this.#initiator!;
     const p = this.#cfg.provider;
+    validateHandshakeConfig(cfg);
     const kems = cfg.kemOffers ?? cfg.policy.kem;
     const aeads = cfg.aeadOffers ?? cfg.policy.aead;
-    for (const k of kems) if (!cfg.policy.kem.includes(k)) throw new PqnetError('INVALID_ARGUMENT', `KEM ${k} is not allowed by the policy`);
-    for (const a of aeads) if (!cfg.policy.aead.includes(a)) throw new PqnetError('INVALID_ARGUMENT', `AEAD ${a} is not allowed by the policy`);
-    if (kems.length === 0 || aeads.length === 0) throw new PqnetError('INVALID_ARGUMENT', 'empty KEM or AEAD offer');
     // Fresh ephemeral keys for this connection only.
-    this.#x25519 = kems.some(kemUsesX25519) ? p.x25519FromPrivate(cfg.random.bytes(32)) : undefined;
-    this.#mlkem = kems.some(kemUsesMlKem) ? p.mlKem768FromSeed(cfg.random.bytes(64)) : undefined;
+    const xSeed = kems.some(kemUsesX25519) ? cfg.random.bytes(32) : undefined;
+    const kSeed = kems.some(kemUsesMlKem) ? cfg.random.bytes(64) : undefined;
+    this.#x25519 = xSeed !== undefined ? p.x25519FromPrivate(xSeed) : undefined;
+    this.#mlkem = kSeed !== undefined ? p.mlKem768FromSeed(kSeed) : undefined;
+    wipe(xSeed, kSeed);
     this.#helloI = [
       cfg.version ?? PROTOCOL_VERSION,
       cfg.chainId,
@@ -390,7 +404,7 @@ export class Handshake {
     // The version is read before the schema check, so a future version whose
     // HELLO_I has another layout still gets a readable REJECT.
     const raw = decodeBody(AnyArraySchema, rec.body, RECORD_CAPS[1], 'HELLO_I');
-    if (typeof raw[0] === 'number' && raw[0] !== localVersion) {
+    if (Number.isSafeInteger(raw[0]) && (raw[0] as number) >= 0 && raw[0] !== localVersion) {
       return this.#reject('HS_VERSION_MISMATCH', `initiator speaks ${raw[0]}, we speak ${localVersion}`);
     }
     let hello: HelloI;
@@ -427,7 +441,9 @@ export class Handshake {
       if (!cfg.cookies.verify(cookie, cfg.remoteAddress, digest, now)) throw new PqnetError('HS_BAD_COOKIE');
     }
 
-    const x = kemUsesX25519(kem) ? p.x25519FromPrivate(cfg.random.bytes(32)) : undefined;
+    const xSeed = kemUsesX25519(kem) ? cfg.random.bytes(32) : undefined;
+    const x = xSeed !== undefined ? p.x25519FromPrivate(xSeed) : undefined;
+    wipe(xSeed);
     const xSs = x !== undefined ? x.derive(xPk) : new Uint8Array(0);
     // With the portable provider the encapsulation message comes from `random`, so a
     // seeded Random reproduces the whole transcript (test vectors).
@@ -474,13 +490,17 @@ export class Handshake {
     const body = encodeCbor([SIG_IDS[identity.alg], identity.publicKey, identify, sig]);
     const sealedLength = body.length + 16;
     const header = recordHeader(type, sealedLength);
-    const sealed = provider.aead(this.#aead!, key).seal(HS_NONCE, header, body);
+    const aead = provider.aead(this.#aead!, key);
+    const sealed = aead.seal(HS_NONCE, header, body);
+    aead.destroy();
     return concatBytes(header, sealed);
   }
 
   #openAuth(rec: HandshakeRecord, key: Uint8Array, label: Uint8Array, th: Uint8Array, what: string): RemoteIdentity {
     const { provider, policy } = this.#cfg;
-    const body = provider.aead(this.#aead!, key).open(HS_NONCE, rec.header, rec.body);
+    const aead = provider.aead(this.#aead!, key);
+    const body = aead.open(HS_NONCE, rec.header, rec.body);
+    aead.destroy();
     if (body === null) throw new PqnetError('HS_AUTH_FAILED', what);
     const [algId, publicKey, identify, sig] = decodeBody(AuthSchema, body, RECORD_CAPS[3], what);
     const alg = sigFromId(algId);

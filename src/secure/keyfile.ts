@@ -7,7 +7,8 @@
  * 0600 through a temporary file and a rename, and refused on load when other
  * users can read them.
  */
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { slh_dsa_shake_128s } from '@noble/post-quantum/slh-dsa.js';
 import { equalBytes } from '../core/bytes.ts';
@@ -36,24 +37,30 @@ export async function saveIdentity(file: string, id: Identity, options: SaveOpti
     peerId: id.peerId.toString(),
   });
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  if (options.overwrite !== true) {
-    try {
-      await fs.access(file, fsConstants.F_OK);
-      throw new PqnetError('KEY_FILE_EXISTS', file);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-  }
-  const tmp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(tmp, 'w', 0o600);
+  // 'wx' is O_CREAT|O_EXCL: never follows a planted symlink, never reuses a file.
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await fs.open(tmp, 'wx', 0o600);
   try {
     await handle.writeFile(body + '\n');
     await handle.sync();
   } finally {
     await handle.close();
   }
-  await fs.chmod(tmp, 0o600);
-  await fs.rename(tmp, file);
+  try {
+    if (options.overwrite === true) {
+      await fs.rename(tmp, file);
+    } else {
+      // link() fails if `file` exists: no window between the check and the write.
+      try {
+        await fs.link(tmp, file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new PqnetError('KEY_FILE_EXISTS', file);
+        throw e;
+      }
+    }
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
 }
 
 export interface LoadOptions {

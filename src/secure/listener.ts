@@ -1,9 +1,16 @@
 /**
- * Accepts inbound connections and runs responder handshakes within caps:
- * at most `maxConcurrentHandshakes` at once and `maxHandshakesPerIp` per remote
- * host (over the cap: a plaintext REJECT{HS_BUSY | TOO_MANY_PER_IP} and close,
- * before any cryptography), and from `cookieThreshold` handshakes in progress
- * every HELLO_I must echo a retry cookie.
+ * Accepts inbound connections and runs responder handshakes within caps, all
+ * checked before any cryptography (over a cap: a plaintext REJECT and close):
+ * - at most `maxConcurrentHandshakes` in progress (HS_BUSY) and
+ *   `maxHandshakesPerIp` per host group, an IPv4 address or an IPv6 /64
+ *   (TOO_MANY_PER_IP);
+ * - new handshakes per host group limited by a token bucket
+ *   (`handshakesPerHostPerSecond`, `handshakeBurstPerHost`: HS_RATE_LIMITED);
+ * - responder work (key exchange and signing, measured) limited to
+ *   `handshakeCpuMsPerSecond` with a burst of `handshakeCpuBurstMs` (HS_BUSY), so
+ *   a flood of HELLO_Is cannot take the event loop from established sessions;
+ * - while more than `cookieThreshold` handshakes are in progress, every HELLO_I
+ *   must echo a retry cookie.
  */
 import type { Clock } from '../core/clock.ts';
 import { PqnetError, Reasons, type Reason } from '../core/errors.ts';
@@ -11,10 +18,12 @@ import type { Limits } from '../core/limits.ts';
 import type { Random } from '../core/random.ts';
 import { encodeCbor } from '../wire/cbor.ts';
 import type { MessageRegistry } from '../wire/registry.ts';
+import { TokenBucket } from '../core/token-bucket.ts';
+import { hostGroupKey } from '../transport/address.ts';
 import type { ByteStream, Transport, TransportListener } from '../transport/types.ts';
 import { CookieJar } from './cookie.ts';
 import { encodeRecord, RecordType } from './handshake-records.ts';
-import { Handshake, type InitiatorConfig } from './handshake.ts';
+import { Handshake, validateHandshakeConfig, type InitiatorConfig } from './handshake.ts';
 import type { Identity, PeerId } from './identity.ts';
 import type { CompiledPolicy } from './policy.ts';
 import type { CryptoProvider } from './provider.ts';
@@ -35,6 +44,8 @@ export interface SecureConfig {
 
 export interface ListenerStats {
   handshakesInProgress: number;
+  /** Milliseconds of responder handshake work spent so far. */
+  handshakeWorkMs: number;
   accepted: number;
   refused: number;
   failed: number;
@@ -51,19 +62,24 @@ export interface SecureListenerOptions extends SecureConfig {
 }
 
 export class SecureListener {
-  readonly stats: ListenerStats = { handshakesInProgress: 0, accepted: 0, refused: 0, failed: 0, retriesSent: 0, failuresByReason: new Map() };
+  readonly stats: ListenerStats = { handshakesInProgress: 0, handshakeWorkMs: 0, accepted: 0, refused: 0, failed: 0, retriesSent: 0, failuresByReason: new Map() };
   readonly #opts: SecureListenerOptions;
   readonly #cookies: CookieJar;
   readonly #perHost = new Map<string, number>();
+  readonly #hostRate = new Map<string, TokenBucket>();
+  readonly #work: TokenBucket;
   readonly #pending = new Set<ByteStream>();
   #inner: TransportListener | undefined;
 
   private constructor(opts: SecureListenerOptions) {
     this.#opts = opts;
     this.#cookies = new CookieJar(opts.provider, opts.limits.cookieTtlMs, opts.random);
+    this.#work = new TokenBucket(opts.limits.handshakeCpuMsPerSecond, opts.limits.handshakeCpuBurstMs, opts.clock.now());
   }
 
+  /** Listen on `opts.address`. A configuration the handshake would refuse fails here, not on the first connection. */
   static async listen(opts: SecureListenerOptions): Promise<SecureListener> {
+    validateHandshakeConfig(opts);
     const l = new SecureListener(opts);
     l.#inner = await opts.transport.listen(opts.address, (s) => l.#onStream(s));
     return l;
@@ -84,20 +100,51 @@ export class SecureListener {
     stream.setHandlers({ data: () => undefined, drain: () => undefined, close: () => undefined });
     stream.write(encodeRecord(RecordType.REJECT, encodeCbor([Reasons[code].wire])));
     stream.end();
-    this.#opts.onHandshakeError?.(new PqnetError(code, stream.remoteAddress), stream.remoteAddress);
+    this.#report(new PqnetError(code, stream.remoteAddress), stream.remoteAddress);
   }
 
   #count(code: Reason): void {
     this.stats.failuresByReason.set(code, (this.stats.failuresByReason.get(code) ?? 0) + 1);
   }
 
+  /** Application callbacks must not take the listener down with them. */
+  #report(error: PqnetError, remoteAddress: string): void {
+    try {
+      this.#opts.onHandshakeError?.(error, remoteAddress);
+    } catch (e) {
+      console.error('pqnet: onHandshakeError threw', e);
+    }
+  }
+
+  /** Token bucket of new handshakes for a host group; the map forgets full buckets. */
+  #rateAllows(group: string, now: number): boolean {
+    const l = this.#opts.limits;
+    let bucket = this.#hostRate.get(group);
+    if (bucket === undefined) {
+      if (this.#hostRate.size >= MAX_TRACKED_HOSTS) {
+        for (const [k, b] of this.#hostRate) if (b.isFull(now)) this.#hostRate.delete(k);
+        // Still full of active hosts: forget the oldest half rather than grow.
+        if (this.#hostRate.size >= MAX_TRACKED_HOSTS) {
+          let drop = this.#hostRate.size / 2;
+          for (const k of this.#hostRate.keys()) if (drop-- > 0) this.#hostRate.delete(k);
+        }
+      }
+      bucket = new TokenBucket(l.handshakesPerHostPerSecond, l.handshakeBurstPerHost, now);
+      this.#hostRate.set(group, bucket);
+    }
+    return bucket.take(now);
+  }
+
   #onStream(stream: ByteStream): void {
     const o = this.#opts;
+    const now = o.clock.now();
     if (this.stats.handshakesInProgress >= o.limits.maxConcurrentHandshakes) return this.#refuse(stream, 'HS_BUSY');
-    const host = stream.remoteHost;
-    const fromHost = this.#perHost.get(host) ?? 0;
+    const group = hostGroupKey(stream.remoteHost);
+    const fromHost = this.#perHost.get(group) ?? 0;
     if (fromHost >= o.limits.maxHandshakesPerIp) return this.#refuse(stream, 'TOO_MANY_PER_IP');
-    this.#perHost.set(host, fromHost + 1);
+    if (!this.#rateAllows(group, now)) return this.#refuse(stream, 'HS_RATE_LIMITED');
+    if (this.#work.available(now) <= 0) return this.#refuse(stream, 'HS_BUSY');
+    this.#perHost.set(group, fromHost + 1);
     this.stats.handshakesInProgress++;
     this.#pending.add(stream);
     const hs = Handshake.respond(
@@ -113,31 +160,43 @@ export class SecureListener {
         cookies: this.#cookies,
         requireCookie: () => this.stats.handshakesInProgress > o.limits.cookieThreshold,
       },
-      o.clock.now(),
+      now,
     );
     const done = (): void => {
       this.stats.retriesSent += hs.retriesIssued;
       this.#pending.delete(stream);
       this.stats.handshakesInProgress--;
-      const n = (this.#perHost.get(host) ?? 1) - 1;
-      if (n <= 0) this.#perHost.delete(host);
-      else this.#perHost.set(host, n);
+      const n = (this.#perHost.get(group) ?? 1) - 1;
+      if (n <= 0) this.#perHost.delete(group);
+      else this.#perHost.set(group, n);
     };
-    runHandshake(stream, hs, o).then(
+    const onWork = (ms: number): void => {
+      this.stats.handshakeWorkMs += ms;
+      this.#work.charge(o.clock.now(), ms);
+    };
+    runHandshake(stream, hs, o, { onWork }).then(
       (session) => {
         done();
         this.stats.accepted++;
-        o.onSession(session);
+        try {
+          o.onSession(session);
+        } catch (e) {
+          session.destroy(new PqnetError('INTERNAL', 'onSession threw', { cause: e }));
+          console.error('pqnet: onSession threw', e);
+        }
       },
       (e: PqnetError) => {
         done();
         this.stats.failed++;
         this.#count(e.code);
-        o.onHandshakeError?.(e, stream.remoteAddress);
+        this.#report(e, stream.remoteAddress);
       },
     );
   }
 }
+
+/** Host groups whose rate buckets the listener remembers at most. */
+export const MAX_TRACKED_HOSTS = 4_096;
 
 export interface DialSecureOptions {
   readonly expectedPeerId?: PeerId;
@@ -147,15 +206,10 @@ export interface DialSecureOptions {
   readonly dialTimeoutMs?: number;
 }
 
-/** Connect to `address` and complete the handshake as initiator. */
+/** Connect to `address` and complete the handshake as initiator; `signal` aborts either step. */
 export async function dialSecure(transport: Transport, address: string, cfg: SecureConfig, options: DialSecureOptions = {}): Promise<SecureSession> {
+  const initiator = { ...cfg, expectedPeerId: options.expectedPeerId, kemOffers: options.kemOffers, aeadOffers: options.aeadOffers };
+  validateHandshakeConfig(initiator); // local misconfiguration fails before any connection exists
   const stream = await transport.dial(address, { signal: options.signal, timeoutMs: options.dialTimeoutMs });
-  let hs: Handshake;
-  try {
-    hs = Handshake.initiate({ ...cfg, expectedPeerId: options.expectedPeerId, kemOffers: options.kemOffers, aeadOffers: options.aeadOffers }, cfg.clock.now());
-  } catch (e) {
-    stream.destroy();
-    throw e;
-  }
-  return runHandshake(stream, hs, cfg);
+  return runHandshake(stream, Handshake.initiate(initiator, cfg.clock.now()), cfg, { signal: options.signal });
 }

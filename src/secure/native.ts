@@ -83,6 +83,9 @@ class NativeAead implements Aead {
     return u8(out);
   }
 
+  /** node:crypto keeps the key inside OpenSSL; dropping the KeyObject is all that can be done. */
+  destroy(): void {}
+
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
     if (sealed.length < AEAD_TAG_BYTES) return null;
     const ctLen = sealed.length - AEAD_TAG_BYTES;

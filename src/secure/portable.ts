@@ -138,6 +138,10 @@ class PortableAead implements Aead {
       return null;
     }
   }
+
+  destroy(): void {
+    this.#key.fill(0);
+  }
 }
 
 export function createPortableProvider(options: PortableOptions = {}): CryptoProvider {

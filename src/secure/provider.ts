@@ -39,6 +39,8 @@ export interface Aead {
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], reserve?: number): Uint8Array;
   /** Returns the plaintext, or `null` when authentication fails. */
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
+  /** Wipe key material this object holds (where the implementation can). */
+  destroy(): void;
 }
 
 export interface CryptoProvider {

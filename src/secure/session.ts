@@ -5,7 +5,7 @@
  * handshake.ts and frames.ts.
  */
 import { EventEmitter } from 'node:events';
-import { toHex, u64BE } from '../core/bytes.ts';
+import { toHex, u64BE, wipe } from '../core/bytes.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import { isPqnetError, PqnetError, Reasons, reasonFromWire, toPqnetError, type Reason } from '../core/errors.ts';
 import type { Limits } from '../core/limits.ts';
@@ -114,6 +114,8 @@ export class SecureSession extends EventEmitter<SessionEvents> {
     const now = ctx.clock.now();
     this.#sealer = new FrameSealer(ctx.provider, result.aead, result.txKey, ctx.limits, now);
     this.#opener = new FrameOpener(ctx.provider, result.aead, result.rxKey);
+    // The sealer and opener hold their own copies; the handshake's are no longer needed.
+    wipe(result.txKey, result.rxKey);
     if (result.leftover.length > 0) this.#held.push(result.leftover);
     stream.setHandlers({
       data: (b) => this.#onData(b),
@@ -332,23 +334,39 @@ export class SecureSession extends EventEmitter<SessionEvents> {
  * fails (rejects with the reason; the stream is closed, after flushing a
  * REJECT if the handshake produced one).
  */
-export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionContext): Promise<SecureSession> {
+export interface RunHandshakeOptions {
+  /** Told how many milliseconds each step of handshake work took (the listener's CPU budget). */
+  readonly onWork?: (ms: number) => void;
+  /** Aborting closes the stream and fails the handshake with CLOSED. */
+  readonly signal?: AbortSignal;
+}
+
+export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionContext, options: RunHandshakeOptions = {}): Promise<SecureSession> {
   const started = ctx.clock.now();
+  const { onWork, signal } = options;
   return new Promise<SecureSession>((resolve, reject) => {
     let timer: TimerHandle | undefined;
     let settled = false;
 
+    let wroteReject = false;
     const settle = (): void => {
       if (settled) return;
-      for (let b = hs.pollTransmit(); b !== undefined; b = hs.pollTransmit()) stream.write(b);
+      for (let b = hs.pollTransmit(); b !== undefined; b = hs.pollTransmit()) {
+        stream.write(b);
+        if (hs.status === 'failed') wroteReject = true;
+      }
       if (hs.status === 'in-progress') return;
       settled = true;
+      signal?.removeEventListener('abort', onAbort);
       if (timer !== undefined) ctx.clock.clearTimer(timer);
       if (hs.status === 'complete') {
         resolve(new SecureSession(stream, hs.result(), ctx, ctx.clock.now() - started));
       } else {
         stream.setHandlers({ data: () => undefined, drain: () => undefined, close: () => undefined });
-        stream.end();
+        // A REJECT was written above and is flushed before the close; every other
+        // failure closes at once and silently.
+        if (wroteReject) stream.end();
+        else stream.destroy(hs.error);
         reject(hs.error ?? new PqnetError('INTERNAL', 'handshake failed without a reason'));
       }
     };
@@ -366,9 +384,17 @@ export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionCont
       });
     };
     armDeadline();
+    const onAbort = (): void => {
+      hs.abort(new PqnetError('CLOSED', 'handshake aborted'));
+      settle();
+    };
+    if (signal?.aborted === true) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     stream.setHandlers({
       data: (b) => {
-        hs.receive(b, ctx.clock.now());
+        const t0 = ctx.clock.now();
+        hs.receive(b, t0);
+        onWork?.(ctx.clock.now() - t0);
         settle();
       },
       drain: () => undefined,

@@ -31,3 +31,27 @@ export function schemeOf(address: string): string {
   if (i <= 0) throw new PqnetError('ADDRESS_INVALID', `${JSON.stringify(address)}: no scheme`);
   return address.slice(0, i);
 }
+
+/**
+ * The key under which per-address limits count a remote host: an IPv4 address
+ * as it is (IPv4-mapped IPv6 unwrapped), an IPv6 address by its /64 (one
+ * subscriber usually holds a whole /64), anything else (memory transport names)
+ * as it is.
+ */
+export function hostGroupKey(host: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+  if (mapped !== null) return mapped[1]!;
+  if (isIP(host) !== 6) return host;
+  const [head, tail = ''] = host.split('::') as [string, string?];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  if (right.some((h) => h.includes('.')) || left.some((h) => h.includes('.'))) {
+    // Embedded IPv4 in the low 32 bits: it does not affect the /64.
+    right.splice(right.length - 1, 1, '0', '0');
+  }
+  const groups = host.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups
+    .slice(0, 4)
+    .map((h) => parseInt(h, 16).toString(16))
+    .join(':')}::/64`;
+}

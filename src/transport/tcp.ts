@@ -5,6 +5,8 @@ import { formatHostPort, parseHostPort } from './address.ts';
 import type { ByteStream, DialOptions, StreamHandlers, Transport, TransportListener } from './types.ts';
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** How long `end()` waits for an orderly close before destroying the socket. */
+export const END_LINGER_MS = 2_000;
 
 class TcpStream implements ByteStream {
   readonly remoteAddress: string;
@@ -79,8 +81,14 @@ class TcpStream implements ByteStream {
   }
 
   end(): void {
+    if (this.#ended) return;
     this.#ended = true;
     this.#socket.end();
+    // A peer that never sends its FIN (or never reads what we flush) must not
+    // hold the socket: after a grace period the connection is destroyed.
+    const t = setTimeout(() => this.#socket.destroy(), END_LINGER_MS);
+    t.unref();
+    this.#socket.once('close', () => clearTimeout(t));
   }
 
   destroy(error?: PqnetError): void {
@@ -130,8 +138,12 @@ export class TcpTransport implements Transport {
       onStream(new TcpStream(socket));
     });
     return await new Promise((resolve, reject) => {
-      server.once('error', (e) => reject(new PqnetError('LISTEN_FAILED', `${address}: ${e.message}`, { cause: e })));
+      const onListenError = (e: Error): void => reject(new PqnetError('LISTEN_FAILED', `${address}: ${e.message}`, { cause: e }));
+      server.once('error', onListenError);
       server.listen({ host, port, backlog: 1024 }, () => {
+        server.off('error', onListenError);
+        // Accept errors after listening (EMFILE, ENFILE, ENOBUFS) are transient: keep serving.
+        server.on('error', () => undefined);
         const a = server.address() as net.AddressInfo;
         const bound = formatHostPort('tcp', a.address, a.port);
         const sockets = new Set<net.Socket>();

@@ -117,3 +117,28 @@ test('reading past the end throws RangeError; empty chunks are ignored', () => {
   assert.deepEqual([...q.drain()], [1, 2, 3, 4]);
   assert.equal(q.drain().length, 0);
 });
+
+test('a trickle of one-byte chunks is coalesced: chunks held stay bounded and bytes stay in order', () => {
+  const q = new ByteQueue();
+  const n = 65_556;
+  for (let i = 0; i < n; i++) q.push(Uint8Array.of(i & 0xff));
+  assert.equal(q.length, n);
+  assert.ok(q.chunkCount <= Math.ceil(n / 16_384), `chunks held: ${q.chunkCount}`);
+  const all = q.take(n);
+  for (let i = 0; i < n; i++) assert.equal(all[i], i & 0xff);
+  assert.equal(q.chunkCount, 0);
+});
+
+test('large chunks are kept as views, small ones coalesced between them', () => {
+  const q = new ByteQueue();
+  const big = new Uint8Array(10_000).fill(7);
+  q.push(big);
+  q.push(Uint8Array.of(1));
+  q.push(Uint8Array.of(2));
+  q.push(big);
+  assert.equal(q.chunkCount, 3);
+  const first = q.take(10_000);
+  assert.equal(first.buffer, big.buffer, 'a span inside one large chunk is a view, not a copy');
+  assert.deepEqual([...q.take(2)], [1, 2]);
+  assert.equal(q.take(10_000).length, 10_000);
+});

@@ -18,3 +18,13 @@ test('rejects malformed addresses with ADDRESS_INVALID', () => {
   assert.throws(() => parseHostPort('ws://1.2.3.4:80', 'tcp'), (e: { code?: string }) => e.code === 'ADDRESS_INVALID');
   assert.throws(() => schemeOf('nope'), (e: { code?: string }) => e.code === 'ADDRESS_INVALID');
 });
+
+test('host groups: IPv4 as is, IPv4-mapped unwrapped, IPv6 by its /64', async () => {
+  const { hostGroupKey } = await import('../../src/transport/address.ts');
+  assert.equal(hostGroupKey('10.1.2.3'), '10.1.2.3');
+  assert.equal(hostGroupKey('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(hostGroupKey('2001:db8:1:2:3:4:5:6'), hostGroupKey('2001:db8:1:2::7'));
+  assert.notEqual(hostGroupKey('2001:db8:1:2::7'), hostGroupKey('2001:db8:1:3::7'));
+  assert.equal(hostGroupKey('2001:db8::'), '2001:db8:0:0::/64');
+  assert.equal(hostGroupKey('mem://a'), 'mem://a');
+});
