@@ -40,7 +40,17 @@ export function benchConfig(providerName: ProviderName, suite: Suite, limits: Pa
     identity: generateIdentity(suiteAlgs(suite).sig, provider),
     chainId: BENCH_CHAIN_ID,
     policy: compilePolicy(policy, provider),
-    limits: makeLimits({ maxHandshakesPerIp: 1024, ...limits }),
+    // The load generator is one address asking for as many handshakes as the server
+    // can do: lift the per-address caps and the work budget, which exist to stop
+    // exactly that from a stranger, so the figure is the handshake's own capacity.
+    limits: makeLimits({
+      maxHandshakesPerIp: 1024,
+      handshakesPerHostPerSecond: 1e9,
+      handshakeBurstPerHost: 1e9,
+      handshakeCpuMsPerSecond: 1e9,
+      handshakeCpuBurstMs: 1e9,
+      ...limits,
+    }),
   };
 }
 
