@@ -153,6 +153,7 @@ export class Handshake {
   #result: HandshakeResult | undefined;
   #retries = 0;
   #retriesIssued = 0;
+  #authRPending = false;
 
   // Initiator ephemeral state.
   #x25519: X25519KeyPair | undefined;
@@ -214,7 +215,19 @@ export class Handshake {
     return this.#result;
   }
 
+  /**
+   * The next record to send. Poll until undefined after every `receive`: a
+   * responder returns HELLO_R first and signs AUTH_R only on the next poll, so
+   * writing each record as it comes lets the network work while we sign.
+   */
   pollTransmit(): Uint8Array | undefined {
+    if (this.#outbox.length === 0 && this.#authRPending && this.status === 'in-progress') {
+      try {
+        this.#sendPendingAuthR();
+      } catch (e) {
+        this.#fail(badMessage(e));
+      }
+    }
     return this.#outbox.shift();
   }
 
@@ -456,18 +469,32 @@ export class Handshake {
     );
     const transcript = [rec.raw, helloR];
     const schedule = deriveKeySchedule(p, ikm, transcriptHash(p, transcript));
-    // Commit, then authenticate ourselves.
+    // Commit. AUTH_R (the signature, the expensive part) is made when the caller
+    // next polls for output, after HELLO_R is on its way: the initiator's
+    // decapsulation then overlaps our signing.
     this.#kem = kem;
     this.#aead = aead;
     this.#schedule = schedule;
     this.#transcript = transcript;
-    const authR = this.#sealAuth(RecordType.AUTH_R, schedule.hsKeyR2I, AUTH_R_LABEL, schedule.th2);
-    this.#transcript.push(authR);
-    this.#outbox.push(helloR, authR);
+    this.#outbox.push(helloR);
+    this.#authRPending = true;
     this.#state = 'await-auth-i';
   }
 
+  /** Sign and queue AUTH_R if HELLO_R went out without it. */
+  #sendPendingAuthR(): void {
+    if (!this.#authRPending) return;
+    this.#authRPending = false;
+    const s = this.#schedule!;
+    const authR = this.#sealAuth(RecordType.AUTH_R, s.hsKeyR2I, AUTH_R_LABEL, s.th2);
+    this.#transcript.push(authR);
+    this.#outbox.push(authR);
+  }
+
   #onAuthI(rec: HandshakeRecord): void {
+    // AUTH_I cannot honestly precede AUTH_R; this keeps the transcript right if a
+    // peer sends bytes early anyway.
+    this.#sendPendingAuthR();
     const th3 = transcriptHash(this.#cfg.provider, this.#transcript);
     const remote = this.#openAuth(rec, this.#schedule!.hsKeyI2R, AUTH_I_LABEL, th3, 'AUTH_I');
     if (remote.peerId.equals(this.#cfg.identity.peerId)) throw new PqnetError('HS_SELF_CONNECT');

@@ -210,6 +210,14 @@ export interface DialSecureOptions {
 export async function dialSecure(transport: Transport, address: string, cfg: SecureConfig, options: DialSecureOptions = {}): Promise<SecureSession> {
   const initiator = { ...cfg, expectedPeerId: options.expectedPeerId, kemOffers: options.kemOffers, aeadOffers: options.aeadOffers };
   validateHandshakeConfig(initiator); // local misconfiguration fails before any connection exists
-  const stream = await transport.dial(address, { signal: options.signal, timeoutMs: options.dialTimeoutMs });
-  return runHandshake(stream, Handshake.initiate(initiator, cfg.clock.now()), cfg, { signal: options.signal });
+  const dialing = transport.dial(address, { signal: options.signal, timeoutMs: options.dialTimeoutMs });
+  // Ephemeral key generation runs while the transport connects.
+  let hs: Handshake;
+  try {
+    hs = Handshake.initiate(initiator, cfg.clock.now());
+  } catch (e) {
+    dialing.then((s) => s.destroy(), () => undefined);
+    throw e;
+  }
+  return runHandshake(await dialing, hs, cfg, { signal: options.signal });
 }
