@@ -32,10 +32,6 @@ export function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);
 }
 
-export function readU32BE(b: Uint8Array, off: number): number {
-  return ((b[off]! << 24) >>> 0) + (b[off + 1]! << 16) + (b[off + 2]! << 8) + b[off + 3]!;
-}
-
 export function writeU32BE(b: Uint8Array, off: number, v: number): void {
   b[off] = v >>> 24;
   b[off + 1] = (v >>> 16) & 0xff;

@@ -11,12 +11,6 @@ import { ML_KEM_768_CIPHERTEXT_BYTES, ML_KEM_768_PUBLIC_BYTES, ML_KEM_768_SEED_B
 import type { Aead, CryptoProvider, Encapsulation, MlKemKeyPair, SigningKey, X25519KeyPair } from './provider.ts';
 import { checkHkdfLength, checkSharedSecret } from './_checks.ts';
 
-const NODE_KEY_TYPES: Record<SigAlg, 'ml-dsa-65' | 'slh-dsa-shake-128s' | 'ed25519'> = {
-  'ml-dsa-65': 'ml-dsa-65',
-  'slh-dsa-shake-128s': 'slh-dsa-shake-128s',
-  ed25519: 'ed25519',
-};
-
 const CIPHERS: Record<AeadAlg, crypto.CipherChaCha20Poly1305Types | crypto.CipherGCMTypes> = {
   'chacha20-poly1305': 'chacha20-poly1305',
   'aes-256-gcm': 'aes-256-gcm',
@@ -166,7 +160,7 @@ export const nativeProvider: CryptoProvider = {
     const sizes = SIG_SIZES[alg];
     if (privateKey.length !== sizes.privateKey) throw new PqnetError('INVALID_ARGUMENT', `${alg} private key must be ${sizes.privateKey} bytes`);
     const format = alg === 'ml-dsa-65' ? 'raw-seed' : 'raw-private';
-    const priv = importPrivate(NODE_KEY_TYPES[alg], privateKey, format);
+    const priv = importPrivate(alg, privateKey, format);
     const publicKey = rawPublic(priv);
     return {
       alg,
@@ -179,7 +173,7 @@ export const nativeProvider: CryptoProvider = {
     const sizes = SIG_SIZES[alg];
     if (publicKey.length !== sizes.publicKey || signature.length !== sizes.signature) return false;
     try {
-      return crypto.verify(null, message, importPublic(NODE_KEY_TYPES[alg], publicKey), signature);
+      return crypto.verify(null, message, importPublic(alg, publicKey), signature);
     } catch {
       return false;
     }
