@@ -36,7 +36,7 @@ export default tseslint.config(
   {
     // Everything below the adapters: time only through a Clock. The clock itself and the
     // I/O adapters (session, listener, transports) are the only places that touch timers.
-    files: ['src/core/**/*.ts', 'src/wire/**/*.ts', 'src/secure/**/*.ts'],
+    files: ['src/core/**/*.ts', 'src/wire/**/*.ts', 'src/secure/**/*.ts', 'src/mux/**/*.ts', 'src/peer/**/*.ts', 'src/node/**/*.ts'],
     ignores: ['src/core/clock.ts', 'src/secure/session.ts', 'src/secure/listener.ts'],
     rules: noAmbientTime,
   },

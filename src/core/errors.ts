@@ -63,6 +63,43 @@ export const Reasons = {
   MSG_NON_CANONICAL: { wire: 303, penalty: 20, description: 'message CBOR is not canonical' },
   MSG_SCHEMA: { wire: 304, penalty: 20, description: 'message does not match its schema' },
   MSG_WRONG_CHANNEL: { wire: 305, penalty: 20, description: 'message sent on a channel other than its own' },
+  MSG_NOT_NEGOTIATED: { wire: 306, penalty: 20, description: 'message of a protocol the peers did not both announce' },
+  MSG_RATE_LIMITED: { wire: 307, penalty: 1, description: 'message dropped by a rate limit (flood)' },
+
+  // Multiplexing and request/response.
+  MUX_BAD_CHANNEL: { wire: 500, penalty: 50, description: 'frame on a channel that does not exist' },
+  MUX_BAD_CHUNK: { wire: 501, penalty: 50, description: 'chunk breaks the chunking rules (empty, too short, or continued on the control channel)' },
+  MUX_BAD_SEQ: { wire: 502, penalty: 50, description: 'chunk does not continue the message in progress on its channel' },
+  MUX_CREDIT_EXCEEDED: { wire: 503, penalty: 50, description: 'peer sent more than the credit it was granted' },
+  MUX_CREDIT_OVERFLOW: { wire: 504, penalty: 20, description: 'credit grant overflows the window' },
+  MUX_QUEUE_FULL: { wire: 505, penalty: 0, description: 'outgoing queue of the channel is full' },
+  REQ_TIMEOUT: { wire: 510, penalty: 5, description: 'request not answered in time' },
+  REQ_UNSOLICITED: { wire: 511, penalty: 5, description: 'response to a request that was never made' },
+  REQ_TOO_MANY: { wire: 512, penalty: 5, description: 'too many requests in flight' },
+  REQ_FAILED: { wire: 513, penalty: 0, description: 'the peer answered the request with an error' },
+  REQ_NO_HANDLER: { wire: 514, penalty: 0, description: 'no handler for this request type' },
+
+  // Peers.
+  HELLO_TIMEOUT: { wire: 800, penalty: 5, description: 'no HELLO or HelloAck in time' },
+  HELLO_VERSION_MISMATCH: { wire: 801, penalty: 0, description: 'peer protocol version not supported' },
+  HELLO_CHAIN_MISMATCH: { wire: 802, penalty: 20, description: 'HELLO names another chain than the handshake did' },
+  HELLO_CLOCK_SKEW: { wire: 803, penalty: 10, description: 'peer clock differs from ours by more than the allowed skew' },
+  HELLO_UNEXPECTED: { wire: 804, penalty: 20, description: 'HELLO or HelloAck out of order or repeated' },
+  PEER_SILENT: { wire: 805, penalty: 5, description: 'peer sent nothing for too long' },
+  PEER_DUPLICATE: { wire: 806, penalty: 0, description: 'already connected to this peer' },
+  PEER_SELF: { wire: 807, penalty: 0, description: 'connection to ourselves' },
+  PEER_LIMIT: { wire: 808, penalty: 0, description: 'peer set is full' },
+  PEER_SUBNET_LIMIT: { wire: 809, penalty: 0, description: 'too many peers from one subnet' },
+  PEER_EVICTED: { wire: 810, penalty: 0, description: 'evicted to make room for another peer' },
+  PEER_BANNED: { wire: 811, penalty: 0, description: 'peer or address is banned' },
+  PEER_DENIED: { wire: 812, penalty: 0, description: 'address refused by the allow/deny lists' },
+  PEER_LOW_SCORE: { wire: 813, penalty: 0, description: 'score fell below the ban threshold' },
+  OPERATOR_DISCONNECT: { wire: 814, penalty: 0, description: 'disconnected by the operator' },
+  OPERATOR_BAN: { wire: 815, penalty: 0, description: 'banned by the operator' },
+  SLOW_READER: { wire: 816, penalty: 10, description: 'peer does not read what it is sent' },
+  INVALID_BLOCK: { wire: 820, penalty: 25, description: 'invalid block' },
+  INVALID_TX: { wire: 821, penalty: 5, description: 'invalid transaction' },
+  INVALID_DATA: { wire: 822, penalty: 20, description: 'invalid data' },
 
   // Keys and identities (local).
   KEY_FILE_MISSING: { wire: 400, penalty: 0, description: 'key file not found' },
@@ -79,6 +116,12 @@ export const Reasons = {
   LISTEN_FAILED: { wire: 602, penalty: 0, description: 'could not listen' },
   CONNECTION_LIMIT: { wire: 603, penalty: 0, description: 'connection limit reached' },
   TOO_MANY_PER_IP: { wire: 604, penalty: 0, description: 'too many connections from one address' },
+
+  // Storage (local).
+  STORE_OPEN_FAILED: { wire: 900, penalty: 0, description: 'store could not be opened' },
+  STORE_CORRUPT: { wire: 901, penalty: 0, description: 'store file is corrupt or of an unknown schema' },
+  STORE_IO: { wire: 902, penalty: 0, description: 'store read or write failed' },
+  STORE_LOCKED: { wire: 903, penalty: 0, description: 'store is in use by another process' },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof Reasons;

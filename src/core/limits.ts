@@ -29,6 +29,12 @@ export const MIN_FRAME_CIPHERTEXT_BYTES = FRAME_HEADER_BYTES + AEAD_TAG_BYTES;
 export const MAX_CHUNK_BYTES = MAX_FRAME_PLAINTEXT_BYTES - FRAME_HEADER_BYTES;
 /** The receiver closes a direction whose counter reaches this without a rekey (2^32 frames). */
 export const MAX_FRAMES_PER_KEY = 2 ** 32;
+/** A chunk that is not the last of its message (flag MORE) carries at least this many bytes (docs/spec/mux.md). */
+export const MIN_MORE_CHUNK_BYTES = 4_096;
+/** Credit a sender may hold on one channel; a grant beyond it is MUX_CREDIT_OVERFLOW. */
+export const MAX_CREDIT_WINDOW_BYTES = 2 ** 30;
+/** Data channels (1-6) are credited; the control channel (0) is not. */
+export const CHANNEL_COUNT = 7;
 /** Handshake nonces (nonce_I, nonce_R). */
 export const HANDSHAKE_NONCE_BYTES = 32;
 /** Cap on the body of each handshake record type (type byte excluded). */
@@ -82,6 +88,24 @@ export interface Limits {
   readonly rekeyAfterMs: number;
   /** Bytes a session may queue for writing before `send` reports back-pressure. */
   readonly maxWriteBufferBytes: number;
+  /**
+   * Receive window per data channel: bytes the peer may send on it before we have
+   * consumed them. The effective window is at least the largest size cap of a
+   * message type on the channel, so that any accepted message fits.
+   */
+  readonly muxWindowBytes: number;
+  /** Largest chunk the mux puts in one frame (at most MAX_CHUNK_BYTES, at least MIN_MORE_CHUNK_BYTES). */
+  readonly muxChunkBytes: number;
+  /** The mux hands frames to the socket only while fewer bytes than this wait in its write buffer, so a late high-priority message overtakes bulk data. */
+  readonly muxWriteLowWaterBytes: number;
+  /** Bytes of messages waiting on one channel before `send` refuses more (MUX_QUEUE_FULL); one message is always accepted into an empty queue. */
+  readonly muxQueueBytes: number;
+  /** Default deadline of an outbound request. */
+  readonly requestTimeoutMs: number;
+  /** Our requests awaiting an answer from one peer. */
+  readonly maxRequestsInFlight: number;
+  /** Requests from one peer we handle at once; more are answered REQ_TOO_MANY. */
+  readonly maxInboundRequests: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -100,6 +124,13 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   rekeyAfterBytes: 2 ** 34, // 16 GiB
   rekeyAfterMs: 10 * 60_000,
   maxWriteBufferBytes: 4 * 1024 * 1024,
+  muxWindowBytes: 1024 * 1024,
+  muxChunkBytes: MAX_CHUNK_BYTES,
+  muxWriteLowWaterBytes: 128 * 1024,
+  muxQueueBytes: 4 * 1024 * 1024,
+  requestTimeoutMs: 10_000,
+  maxRequestsInFlight: 32,
+  maxInboundRequests: 32,
 });
 
 export function makeLimits(overrides: Partial<Limits> = {}): Limits {
@@ -108,5 +139,8 @@ export function makeLimits(overrides: Partial<Limits> = {}): Limits {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`limit ${k} must be a non-negative number`);
   }
   if (l.rekeyAfterFrames >= MAX_FRAMES_PER_KEY) throw new RangeError('rekeyAfterFrames must be below MAX_FRAMES_PER_KEY');
+  if (l.muxChunkBytes < MIN_MORE_CHUNK_BYTES || l.muxChunkBytes > MAX_CHUNK_BYTES) throw new RangeError(`muxChunkBytes must be in [${MIN_MORE_CHUNK_BYTES}, ${MAX_CHUNK_BYTES}]`);
+  if (l.muxWindowBytes < MIN_MORE_CHUNK_BYTES || l.muxWindowBytes > MAX_CREDIT_WINDOW_BYTES) throw new RangeError(`muxWindowBytes must be in [${MIN_MORE_CHUNK_BYTES}, ${MAX_CREDIT_WINDOW_BYTES}]`);
+  if (l.maxRequestsInFlight < 1 || l.maxInboundRequests < 1) throw new RangeError('request caps must be at least 1');
   return Object.freeze(l);
 }

@@ -41,7 +41,7 @@ export interface SessionStats {
 export interface SessionEvents {
   /** Emitted once, with the reason (CLOSED, REMOTE_CLOSED, FRAME_*, IO_ERROR, ...). */
   close: [reason: PqnetError];
-  /** The write buffer emptied below the limit after `sendFrame` returned false. */
+  /** The write buffer shrank below `maxWriteBufferBytes` (always after `sendFrame` returned false). */
   drain: [];
 }
 
@@ -64,8 +64,17 @@ export function truncateUtf8(s: string, maxBytes: number): string {
 
 export type FrameHandler = (frame: OpenedFrame, session: SecureSession) => void;
 
+export interface StartOptions {
+  /**
+   * Deliver PING, PONG and GOODBYE to the handler too, instead of handling them
+   * in the session; the handler passes them to `handleControl` (the mux does, after
+   * its rate limits).
+   */
+  readonly delegateControl?: boolean;
+}
+
 const controlRegistry = createRegistry();
-/** Messages the session answers itself; every other frame goes to the handler. */
+/** Messages the session answers itself (unless delegated); every other frame goes to the handler. */
 const SESSION_CONTROL_IDS = new Set([Ping.id, Pong.id, Goodbye.id]);
 
 export class SecureSession extends EventEmitter<SessionEvents> {
@@ -93,7 +102,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   #handler: FrameHandler | undefined;
   #held: Uint8Array[] = [];
   #closeReason: PqnetError | undefined;
-  #wantDrain = false;
+  #delegateControl = false;
   #pingCounter = 0;
 
   constructor(stream: ByteStream, result: HandshakeResult, ctx: SessionContext, handshakeMs: number) {
@@ -147,9 +156,10 @@ export class SecureSession extends EventEmitter<SessionEvents> {
    * Begin delivering frames to `handler`. Frames that arrived before (even in
    * the same packet as the last handshake record) are delivered first.
    */
-  start(handler: FrameHandler): void {
+  start(handler: FrameHandler, options: StartOptions = {}): void {
     if (this.#handler !== undefined) throw new PqnetError('INVALID_ARGUMENT', 'session already started');
     this.#handler = handler;
+    this.#delegateControl = options.delegateControl === true;
     const held = this.#held;
     this.#held = [];
     for (const b of held) this.#onData(b);
@@ -177,11 +187,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
     this.stats.framesOut++;
     this.stats.bytesOut += frame.length;
     this.#stream.write(frame);
-    if (this.#stream.bufferedBytes >= this.#ctx.limits.maxWriteBufferBytes) {
-      this.#wantDrain = true;
-      return false;
-    }
-    return true;
+    return this.#stream.bufferedBytes < this.#ctx.limits.maxWriteBufferBytes;
   }
 
   /** Encode `value` as message `type` in one frame on the type's channel. */
@@ -195,7 +201,6 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   /** Resolves when the write buffer is below the limit (at once if it is). */
   drained(): Promise<void> {
     if (this.#stream.bufferedBytes < this.#ctx.limits.maxWriteBufferBytes || this.closed) return Promise.resolve();
-    this.#wantDrain = true;
     return new Promise((resolve, reject) => {
       const onDrain = (): void => {
         this.off('close', onClose);
@@ -284,8 +289,8 @@ export class SecureSession extends EventEmitter<SessionEvents> {
         const frame = this.#opener.open(raw);
         if (this.#opener.generation !== before) this.stats.rekeysIn++;
         this.stats.framesIn++;
-        if (SESSION_CONTROL_IDS.has(frame.msgId)) {
-          this.#onControl(frame);
+        if (!this.#delegateControl && SESSION_CONTROL_IDS.has(frame.msgId)) {
+          this.handleControl(frame);
         } else {
           this.#handler(frame, this);
         }
@@ -295,7 +300,13 @@ export class SecureSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  #onControl(frame: OpenedFrame): void {
+  /**
+   * Answer a PING, resolve a PONG or close on GOODBYE. The session does this
+   * itself unless `start` was told to delegate; then the owner calls it (after
+   * its own admission checks) for frames with those ids. Throws on a decoding
+   * failure.
+   */
+  handleControl(frame: OpenedFrame): void {
     const { type, value } = this.#registry.decode(frame.msgId, frame.channel, frame.chunk);
     if (type.id === Ping.id) {
       // A peer that pings but does not read must not grow our write buffer:
@@ -318,10 +329,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   }
 
   #onDrain(): void {
-    if (this.#wantDrain && this.#stream.bufferedBytes < this.#ctx.limits.maxWriteBufferBytes) {
-      this.#wantDrain = false;
-      this.emit('drain');
-    }
+    if (this.#stream.bufferedBytes < this.#ctx.limits.maxWriteBufferBytes) this.emit('drain');
   }
 
   #onClosed(e: PqnetError): void {

@@ -57,11 +57,10 @@ export class MemoryStream implements ByteStream {
     peer.#inbox.push(data.slice());
     peer.#inboxBytes += data.length;
     peer.#kick();
-    if (peer.#inboxBytes >= this.#highWater) {
-      this.#wantDrain = true;
-      return false;
-    }
-    return true;
+    // Every write asks for a drain once the peer has taken its bytes, so a writer
+    // that stops below the high-water mark (the mux's low-water gate) is woken too.
+    this.#wantDrain = true;
+    return peer.#inboxBytes < this.#highWater;
   }
 
   pause(): void {

@@ -7,7 +7,10 @@ import type { PqnetError } from '../core/errors.ts';
 
 export interface StreamHandlers {
   data(chunk: Uint8Array): void;
-  /** The write buffer fell below its mark after `write` returned false. */
+  /**
+   * The write buffer shrank: always after a `write` that returned false, once the
+   * buffer is below its mark; a transport may also call it more often.
+   */
   drain(): void;
   /** Called once. `error` is undefined for an orderly close by either side. */
   close(error?: PqnetError): void;

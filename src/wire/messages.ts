@@ -2,10 +2,10 @@
  * Messages the secure session itself uses. Ids 0x0000-0x00ff are control
  * messages owned by pqnet; 0x8000-0xffff are free for applications.
  */
-import { MAX_CHUNK_BYTES } from '../core/limits.ts';
+import { MAX_CHUNK_BYTES, MAX_CREDIT_WINDOW_BYTES } from '../core/limits.ts';
 import { Channel } from './channels.ts';
 import { defineMessage, MessageRegistry } from './registry.ts';
-import { bytes, text, tuple, uint } from './schema.ts';
+import { arrayOf, bytes, text, tuple, uint } from './schema.ts';
 
 export const APP_MESSAGE_ID_MIN = 0x8000;
 
@@ -21,7 +21,19 @@ export const Goodbye = defineMessage({
   schema: tuple(uint(0xffff), text(256)),
 });
 
-export const CONTROL_MESSAGES = [Ping, Pong, Goodbye] as const;
+/**
+ * CREDIT [[channel, increment]...]: the sender of CREDIT may now be sent
+ * `increment` more chunk bytes on each listed data channel (docs/spec/mux.md).
+ */
+export const Credit = defineMessage({
+  id: 0x0004,
+  name: 'credit',
+  channel: Channel.CONTROL,
+  maxBytes: 64,
+  schema: arrayOf(tuple(uint(0xff), uint(MAX_CREDIT_WINDOW_BYTES)), 1, 6),
+});
+
+export const CONTROL_MESSAGES = [Ping, Pong, Goodbye, Credit] as const;
 
 /** A registry holding the control messages; applications register theirs on it. */
 export function createRegistry(): MessageRegistry {

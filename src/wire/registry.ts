@@ -16,6 +16,14 @@ export interface MessageType<T> {
   /** Largest encoded payload accepted, in bytes. */
   readonly maxBytes: number;
   readonly schema: Schema<T>;
+  /**
+   * The protocol this type belongs to (for example `pqnet/sync/1`). A type with
+   * a protocol may only be sent to and accepted from a peer that announced the
+   * protocol too (MSG_NOT_NEGOTIATED); a type without one is always allowed.
+   */
+  readonly protocol?: string;
+  /** Set by `defineRequest` (src/mux/rpc.ts): this type is one half of a request/response pair. */
+  readonly rpc?: { readonly role: 'request' | 'response'; readonly pair: number };
 }
 
 export function defineMessage<T>(t: MessageType<T>): MessageType<T> {

@@ -4,7 +4,7 @@ import { isPqnetError, type Reason } from '../../src/core/errors.ts';
 import { MAX_CHUNK_BYTES } from '../../src/core/limits.ts';
 import { encodeCbor } from '../../src/wire/cbor.ts';
 import { Channel } from '../../src/wire/channels.ts';
-import { APP_MESSAGE_ID_MIN, CONTROL_MESSAGES, createRegistry, Goodbye, MAX_SINGLE_FRAME_PAYLOAD, Ping, Pong } from '../../src/wire/messages.ts';
+import { APP_MESSAGE_ID_MIN, CONTROL_MESSAGES, createRegistry, Credit, Goodbye, MAX_SINGLE_FRAME_PAYLOAD, Ping, Pong } from '../../src/wire/messages.ts';
 import { defineMessage, MessageRegistry } from '../../src/wire/registry.ts';
 import { arrayOf, bytes, text, tuple, uint } from '../../src/wire/schema.ts';
 
@@ -120,10 +120,10 @@ describe('MessageRegistry', () => {
 });
 
 describe('control messages', () => {
-  test('createRegistry holds ping, pong and goodbye on the control channel; app ids are free', () => {
+  test('createRegistry holds ping, pong, goodbye and credit on the control channel; app ids are free', () => {
     const r = createRegistry();
-    assert.deepEqual(r.types(), [Ping, Pong, Goodbye]);
-    assert.deepEqual([...CONTROL_MESSAGES], [Ping, Pong, Goodbye]);
+    assert.deepEqual(r.types(), [Ping, Pong, Goodbye, Credit]);
+    assert.deepEqual([...CONTROL_MESSAGES], [Ping, Pong, Goodbye, Credit]);
     for (const t of CONTROL_MESSAGES) {
       assert.equal(t.channel, Channel.CONTROL);
       assert.ok(t.id < APP_MESSAGE_ID_MIN);
