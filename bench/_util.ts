@@ -170,11 +170,11 @@ export class Child {
   /**
    * Spawn `script` (a .ts file) on this Node.js binary and wait for its ready
    * line. NODE_OPTIONS is inherited, so `NODE_OPTIONS=--cpu-prof` profiles
-   * children too.
+   * children too. `nodeArgs` go before the script (e.g. `--expose-gc`).
    */
-  static async spawn(name: string, script: string, args: readonly string[], readyTimeoutMs = 30_000): Promise<Child> {
+  static async spawn(name: string, script: string, args: readonly string[], readyTimeoutMs = 30_000, nodeArgs: readonly string[] = []): Promise<Child> {
     installExitHooks();
-    const proc = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
     liveChildren.add(proc);
     const child = new Child(name, proc);
     try {
@@ -233,8 +233,8 @@ export class Child {
 }
 
 /** Run `fn` with the children it creates closed afterwards, whatever happens. */
-export async function withChild<T>(name: string, script: string, args: readonly string[], fn: (c: Child) => Promise<T>): Promise<T> {
-  const c = await Child.spawn(name, script, args);
+export async function withChild<T>(name: string, script: string, args: readonly string[], fn: (c: Child) => Promise<T>, nodeArgs: readonly string[] = []): Promise<T> {
+  const c = await Child.spawn(name, script, args, 30_000, nodeArgs);
   try {
     return await fn(c);
   } finally {

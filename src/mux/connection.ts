@@ -288,14 +288,21 @@ export class MuxConnection extends EventEmitter<ConnectionEvents> {
     }
     this.#serving++;
     this.#run(m, async () => {
+      // A handler gets `requestTimeoutMs`; then the slot is freed and the peer told TIMEOUT
+      // (whatever the handler produces later is dropped).
+      let timer: TimerHandle | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = this.#ctx.clock.setTimer(this.#ctx.limits.requestTimeoutMs, () => reject(new PqnetError('TIMEOUT', `${m.type.name}: handler took longer than ${this.#ctx.limits.requestTimeoutMs} ms`)));
+      });
       try {
-        const res = await handler(body, this);
+        const res = await Promise.race([handler(body, this), deadline]);
         if (this.#closed === undefined) await this.send(responseType, [id, 0, res]);
       } catch (e) {
         if (this.#closed !== undefined) return;
-        this.#handlerFailed(e, m.type);
+        if (!(isPqnetError(e) && e.code === 'TIMEOUT')) this.#handlerFailed(e, m.type);
         await this.send(responseType, [id, toPqnetError(e).wireCode, null]).catch(() => undefined);
       } finally {
+        this.#ctx.clock.clearTimer(timer!);
         this.#serving--;
       }
     });

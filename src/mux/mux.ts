@@ -286,6 +286,7 @@ export class Mux {
     rc.received += chunk.length;
 
     let p = rc.partial;
+    const first = p === undefined;
     if (p === undefined) {
       if (h.seq !== rc.expectedSeq) throw new PqnetError('MUX_BAD_SEQ', `channel ${h.channel}: seq ${h.seq}, expected ${rc.expectedSeq}`);
       const type = this.#typeFor(h);
@@ -298,15 +299,17 @@ export class Mux {
     if (p.size + chunk.length > p.type.maxBytes) throw new PqnetError('MSG_OVERSIZE', `${p.type.name}: more than ${p.type.maxBytes} bytes`);
     p.size += chunk.length;
     if (!p.dropped) p.parts.push(chunk);
+    // A dropped message is reported once, at its first chunk.
+    const verdict = p.dropped && first ? 'limited' : undefined;
     if (more) {
       rc.partial = p;
-      return p.dropped ? 'limited' : undefined;
+      return verdict;
     }
     rc.partial = undefined;
     rc.expectedSeq = (rc.expectedSeq + 1) >>> 0;
     if (p.dropped) {
       this.release(rc.id, p.size);
-      return 'limited';
+      return verdict;
     }
     const payload = p.parts.length === 1 ? p.parts[0]! : concatBytes(...p.parts);
     const { value } = this.#registry.decode(p.type.id, h.channel, payload);

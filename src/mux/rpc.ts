@@ -136,7 +136,7 @@ export class RequestTable {
   }
 
   /**
-   * Match a response. 'late' for an id that timed out recently (harmless),
+   * Match a response. 'late' for an id that timed out or was abandoned recently (harmless),
    * 'unsolicited' for one never asked or answered by the wrong type.
    */
   settle(id: number, responseId: number): PendingRequest | 'late' | 'unsolicited' {
@@ -147,10 +147,10 @@ export class RequestTable {
     return p;
   }
 
-  /** Forget a request without an answer (the local caller gave up or the send failed). */
+  /** Forget a request without an answer (the local caller gave up); a later answer counts as late. */
   cancel(id: number): PendingRequest | undefined {
     const p = this.#pending.get(id);
-    this.#pending.delete(id);
+    if (p !== undefined) this.#abandon(p);
     return p;
   }
 
@@ -167,11 +167,15 @@ export class RequestTable {
     for (const p of this.#pending.values()) {
       if (p.deadline > now) continue;
       out.push(p);
-      this.#pending.delete(p.id);
-      this.#timedOut.add(p.id);
-      if (this.#timedOut.size > LATE_MEMORY) this.#timedOut.delete(this.#timedOut.values().next().value!);
+      this.#abandon(p);
     }
     return out;
+  }
+
+  #abandon(p: PendingRequest): void {
+    this.#pending.delete(p.id);
+    this.#timedOut.add(p.id);
+    if (this.#timedOut.size > LATE_MEMORY) this.#timedOut.delete(this.#timedOut.values().next().value!);
   }
 
   /** Remove and return everything (the connection closed). */
