@@ -59,7 +59,17 @@ export interface SecureListenerOptions extends SecureConfig {
   readonly onSession: (session: SecureSession) => void;
   /** Called for every inbound handshake that fails or is refused. */
   readonly onHandshakeError?: (error: PqnetError, remoteAddress: string) => void;
+  /**
+   * Asked first for every new connection, before any other check or any
+   * cryptography: return a reason to refuse it (bans, allow/deny lists, the
+   * peer set's quotas). Banned and denied addresses are closed silently; other
+   * refusals get a REJECT carrying the reason.
+   */
+  readonly admit?: (remoteHost: string, remoteAddress: string) => Reason | undefined;
 }
+
+/** Refusals that get no REJECT: a banned or denied host learns nothing. */
+const SILENT_REFUSALS: ReadonlySet<Reason> = new Set(['PEER_BANNED', 'PEER_DENIED']);
 
 export class SecureListener {
   readonly stats: ListenerStats = { handshakesInProgress: 0, handshakeWorkMs: 0, accepted: 0, refused: 0, failed: 0, retriesSent: 0, failuresByReason: new Map() };
@@ -70,9 +80,11 @@ export class SecureListener {
   readonly #work: TokenBucket;
   readonly #pending = new Set<ByteStream>();
   #inner: TransportListener | undefined;
+  #identify: Uint8Array | undefined;
 
   private constructor(opts: SecureListenerOptions) {
     this.#opts = opts;
+    this.#identify = opts.identify;
     this.#cookies = new CookieJar(opts.provider, opts.limits.cookieTtlMs, opts.random);
     this.#work = new TokenBucket(opts.limits.handshakeCpuMsPerSecond, opts.limits.handshakeCpuBurstMs, opts.clock.now());
   }
@@ -83,6 +95,12 @@ export class SecureListener {
     const l = new SecureListener(opts);
     l.#inner = await opts.transport.listen(opts.address, (s) => l.#onStream(s));
     return l;
+  }
+
+  /** Identify data for handshakes from now on (e.g. once the bound port is known). */
+  setIdentify(identify: Uint8Array): void {
+    validateHandshakeConfig({ ...this.#opts, identify });
+    this.#identify = identify;
   }
 
   get address(): string {
@@ -116,6 +134,15 @@ export class SecureListener {
     }
   }
 
+  #admit(stream: ByteStream): Reason | undefined {
+    try {
+      return this.#opts.admit?.(stream.remoteHost, stream.remoteAddress);
+    } catch (e) {
+      console.error('pqnet: admit threw', e);
+      return 'INTERNAL';
+    }
+  }
+
   /** Token bucket of new handshakes for a host group; the map forgets full buckets. */
   #rateAllows(group: string, now: number): boolean {
     const l = this.#opts.limits;
@@ -137,6 +164,14 @@ export class SecureListener {
 
   #onStream(stream: ByteStream): void {
     const o = this.#opts;
+    const refusal = this.#admit(stream);
+    if (refusal !== undefined) {
+      if (!SILENT_REFUSALS.has(refusal)) return this.#refuse(stream, refusal);
+      this.stats.refused++;
+      this.#count(refusal);
+      stream.destroy(new PqnetError(refusal));
+      return this.#report(new PqnetError(refusal, stream.remoteAddress), stream.remoteAddress);
+    }
     const now = o.clock.now();
     if (this.stats.handshakesInProgress >= o.limits.maxConcurrentHandshakes) return this.#refuse(stream, 'HS_BUSY');
     const group = hostGroupKey(stream.remoteHost);
@@ -155,7 +190,7 @@ export class SecureListener {
         chainId: o.chainId,
         policy: o.policy,
         limits: o.limits,
-        identify: o.identify,
+        identify: this.#identify,
         remoteAddress: stream.remoteAddress,
         cookies: this.#cookies,
         requireCookie: () => this.stats.handshakesInProgress > o.limits.cookieThreshold,
@@ -204,6 +239,8 @@ export interface DialSecureOptions {
   readonly aeadOffers?: InitiatorConfig['aeadOffers'];
   readonly signal?: AbortSignal;
   readonly dialTimeoutMs?: number;
+  /** Told when the transport connected and the handshake begins. */
+  readonly onConnected?: (stream: ByteStream) => void;
 }
 
 /** Connect to `address` and complete the handshake as initiator; `signal` aborts either step. */
@@ -219,5 +256,7 @@ export async function dialSecure(transport: Transport, address: string, cfg: Sec
     dialing.then((s) => s.destroy(), () => undefined);
     throw e;
   }
-  return runHandshake(await dialing, hs, cfg, { signal: options.signal });
+  const stream = await dialing;
+  options.onConnected?.(stream);
+  return runHandshake(stream, hs, cfg, { signal: options.signal });
 }

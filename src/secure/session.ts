@@ -36,6 +36,8 @@ export interface SessionStats {
   rekeysOut: number;
   /** PINGs left unanswered because the write buffer was full. */
   pongsDropped: number;
+  /** Clock time of the last frame received (the session's start before any). */
+  lastFrameAt: number;
 }
 
 export interface SessionEvents {
@@ -89,7 +91,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   /** Milliseconds from first handshake byte to session keys. */
   readonly handshakeMs: number;
   readonly retries: number;
-  readonly stats: SessionStats = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rekeysIn: 0, rekeysOut: 0, pongsDropped: 0 };
+  readonly stats: SessionStats;
 
   readonly #stream: ByteStream;
   readonly #ctx: SessionContext;
@@ -121,6 +123,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
     this.handshakeMs = handshakeMs;
     this.retries = result.retries;
     const now = ctx.clock.now();
+    this.stats = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rekeysIn: 0, rekeysOut: 0, pongsDropped: 0, lastFrameAt: now };
     this.#sealer = new FrameSealer(ctx.provider, result.aead, result.txKey, ctx.limits, now);
     this.#opener = new FrameOpener(ctx.provider, result.aead, result.rxKey);
     // The sealer and opener hold their own copies; the handshake's are no longer needed.
@@ -289,6 +292,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
         const frame = this.#opener.open(raw);
         if (this.#opener.generation !== before) this.stats.rekeysIn++;
         this.stats.framesIn++;
+        this.stats.lastFrameAt = this.#ctx.clock.now();
         if (!this.#delegateControl && SESSION_CONTROL_IDS.has(frame.msgId)) {
           this.handleControl(frame);
         } else {

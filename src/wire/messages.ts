@@ -10,7 +10,7 @@ import { arrayOf, bytes, text, tuple, uint } from './schema.ts';
 export const APP_MESSAGE_ID_MIN = 0x8000;
 
 /** PING [nonce u64 as 8 bytes]: the peer answers PONG with the same nonce. */
-export const Ping = defineMessage({ id: 0x0001, name: 'ping', channel: Channel.CONTROL, maxBytes: 16, schema: tuple(bytes(8)) });
+export const Ping = defineMessage({ id: 0x0001, name: 'ping', channel: Channel.CONTROL, maxBytes: 16, schema: tuple(bytes(8)), ratePerSecond: 10 });
 export const Pong = defineMessage({ id: 0x0002, name: 'pong', channel: Channel.CONTROL, maxBytes: 16, schema: tuple(bytes(8)) });
 /** GOODBYE [reason wire code, text]: sent before an orderly close. */
 export const Goodbye = defineMessage({

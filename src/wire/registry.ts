@@ -22,6 +22,13 @@ export interface MessageType<T> {
    * protocol too (MSG_NOT_NEGOTIATED); a type without one is always allowed.
    */
   readonly protocol?: string;
+  /**
+   * Messages of this type one peer may send per second (a token bucket per
+   * connection with a burst of twice the rate, checked before decoding);
+   * over it they are dropped and the peer is penalised. Unlimited if absent
+   * (the connection-wide buckets still apply).
+   */
+  readonly ratePerSecond?: number;
   /** Set by `defineRequest` (src/mux/rpc.ts): this type is one half of a request/response pair. */
   readonly rpc?: { readonly role: 'request' | 'response'; readonly pair: number };
 }

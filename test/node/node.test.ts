@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { isPqnetError, type PqnetError } from '../../src/core/errors.ts';
+import type { PeerInfo } from '../../src/node/node.ts';
+import { Echo, payload, Tx, Vote } from '../mux/_types.ts';
+import { testNodes, until } from './_nodes.ts';
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<PqnetError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(isPqnetError(e), String(e));
+    assert.equal(e.code, code, e.message);
+    return e;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+test('two nodes connect, exchange HELLO and identify, measure RTT, talk on channels and by request', async () => {
+  const t = testNodes();
+  try {
+    const a = t.make('a', { height: () => 42, protocols: ['test/extra/1', 'only-a/1'], timers: { pingIntervalMs: 50 } });
+    const b = t.make('b', { height: () => 7, protocols: ['test/extra/1'], capabilities: 3 });
+    for (const n of [a, b]) {
+      n.register(Vote);
+      n.register(Tx);
+      n.registerRequest(Echo);
+    }
+    const got: [string, string][] = [];
+    b.subscribe(Vote, ([v], peer) => void got.push([peer.peerId!, String(v.length)]));
+    b.handle(Echo, ([text, n], peer) => {
+      assert.equal(peer.peerId, a.peerId);
+      return payload(n + text.length);
+    });
+    await a.start();
+    await b.start();
+    const info = await a.connect(b.listenAddresses[0]!);
+    assert.equal(info.peerId, b.peerId);
+    assert.equal(info.state, 'active');
+    assert.equal(info.height, 7);
+    assert.equal(info.capabilities, 3);
+    assert.equal(info.agent, 'test/b');
+    assert.deepEqual(info.protocols, ['test/extra/1']);
+    assert.deepEqual(info.listenAddresses, b.listenAddresses);
+    assert.ok(Math.abs(info.clockSkewMs!) < 5_000);
+    await until(() => b.peer(a.peerId)?.state === 'active', 'b to see a active');
+    assert.equal(b.peer(a.peerId)!.height, 42);
+    assert.equal(b.peer(a.peerId)!.direction, 'inbound');
+
+    await a.send(b.peerId, Vote, [payload(100)]);
+    assert.equal(a.broadcast(Vote, [payload(5)]), 1);
+    await until(() => got.length === 2, 'two votes');
+    assert.deepEqual(got, [
+      [a.peerId, '100'],
+      [a.peerId, '5'],
+    ]);
+    assert.deepEqual(await a.request(b.peerId, Echo, ['abc', 10]), payload(13));
+    await until(() => a.peer(b.peerId)!.rttMs !== undefined, 'an RTT sample');
+    assert.ok(a.peer(b.peerId)!.rttMs! >= 0);
+
+    const h = a.health();
+    assert.equal(h.peers.active, 1);
+    assert.equal(h.outbound, 1);
+    assert.equal(h.peerBook, 1);
+
+    // Graceful stop: the remote learns why.
+    const closed = once(b, 'peer:closed') as Promise<[PeerInfo, PqnetError]>;
+    await a.stop();
+    const [, reason] = await closed;
+    assert.equal(reason.code, 'REMOTE_CLOSED');
+    assert.equal(reason.details?.remoteReason, 'SHUTDOWN');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('one connection per peer-id, no connection to ourselves', async () => {
+  const t = testNodes();
+  try {
+    const a = t.make('a');
+    const b = t.make('b');
+    await a.start();
+    await b.start();
+    await a.connect(b.listenAddresses[0]!);
+    // b dialling a while a is connected to b: the second connection is refused.
+    await rejectsWith(b.connect(a.listenAddresses[0]!), 'PEER_DUPLICATE');
+    await rejectsWith(a.connect(b.listenAddresses[0]!), 'PEER_DUPLICATE');
+    const self = await a.connect(a.listenAddresses[0]!).then(
+      () => 'connected',
+      (e: PqnetError) => e.code,
+    );
+    assert.ok(['HS_SELF_CONNECT', 'PEER_SELF'].includes(self), self);
+    await until(() => a.peers().length === 1 && b.peers().length === 1, 'one peer each');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('bans: a banned peer is disconnected, and its reconnect is refused before the handshake; a restarted node remembers bans and its peer book', async () => {
+  const t = testNodes();
+  try {
+    const a = t.make('a');
+    const b = t.make('b');
+    await a.start();
+    await b.start();
+    await b.connect(a.listenAddresses[0]!);
+    await until(() => a.peers().length === 1, 'a to see b');
+    const closed = once(b, 'peer:closed') as Promise<[PeerInfo, PqnetError]>;
+    a.ban({ peerId: b.peerId }, { note: 'test' });
+    a.ban({ address: '127.0.0.1' }, { durationMs: 60_000 });
+    const [, reason] = await closed;
+    assert.equal(reason.details?.remoteReason, 'PEER_BANNED');
+    // Refused silently at accept: b's handshake just fails; a spent no handshake work on it.
+    const work = a.health().handshakesInProgress;
+    await assert.rejects(b.connect(a.listenAddresses[0]!));
+    assert.equal(a.health().rejects['PEER_BANNED'], 1);
+    assert.equal(work, 0);
+    assert.equal(a.peers().length, 0);
+
+    const address = a.listenAddresses[0]!;
+    await a.stop();
+    await b.stop();
+    const a2 = t.make('a', { listen: [] });
+    await a2.start();
+    const bans = a2.bans().map((x) => `${x.kind}:${x.target}`).sort();
+    assert.deepEqual(bans, ['address:127.0.0.1', `peer:${b.peerId}`]);
+    const b2 = t.make('b', { listen: [] });
+    await b2.start();
+    assert.equal(b2.health().peerBook, 1, `b remembers ${address}`);
+  } finally {
+    await t.cleanup();
+  }
+});
