@@ -452,6 +452,13 @@ export class Node extends EventEmitter<NodeEvents> {
     if (!this.#running) return 'SHUTDOWN';
     const refused = this.#screen(host);
     if (refused !== undefined) return refused;
+    // The same address:port still closing from a previous connection.
+    if (this.#peers.has(`in:${remoteAddress}`)) return 'PEER_DUPLICATE';
+    // Eviction protects low-latency peers: give the set the latest RTTs.
+    for (const p of this.#peers.values()) {
+      const slot = this.#peerSet.get(p.key);
+      if (slot !== undefined) slot.rttMs = p.rttMs;
+    }
     const a = this.#peerSet.admitInbound(host, this.#clock.now());
     if (!a.ok) return a.reason;
     const victim = this.#evictionVictim() ?? a.evict;
@@ -599,7 +606,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   #onState(peer: Peer, s: PeerState): void {
     const slot = this.#peerSet.get(peer.key);
-    if (slot !== undefined && s === 'active') slot.active = true;
+    // A peer leaving `active` (disconnecting) is no longer an eviction candidate.
+    if (slot !== undefined) slot.active = s === 'active';
     const info = this.#info(peer);
     this.emit('peer:state', info);
     if (s !== 'active') return;

@@ -100,14 +100,18 @@ const NON_IP = 'name:';
  * non-IP host (which can then never collide with an address).
  */
 export function addressKey(host: string): string {
-  const ip = hostCidr(host);
-  return ip === undefined ? NON_IP + host : formatCidr(ip);
+  return hostKeys(host).ip;
 }
 
 /** The key the per-subnet cap counts `host` under: `192.0.2.0/24`, `2001:db8::/64`, or `name:<host>`. */
 export function subnetKey(host: string): string {
+  return hostKeys(host).subnet;
+}
+
+function hostKeys(host: string): { readonly ip: string; readonly subnet: string } {
   const ip = hostCidr(host);
-  return ip === undefined ? NON_IP + host : formatCidr(network(ip, SUBNET_PREFIX[ip.version]));
+  if (ip === undefined) return { ip: NON_IP + host, subnet: NON_IP + host };
+  return { ip: formatCidr(ip), subnet: formatCidr(network(ip, SUBNET_PREFIX[ip.version])) };
 }
 
 function network(ip: Cidr, prefix: number): Cidr {
@@ -194,7 +198,7 @@ export class PeerSet {
       rttMs: init.rttMs,
       lastUsefulAt: init.lastUsefulAt,
     };
-    const entry: Entry = { slot, ip: addressKey(slot.host), subnet: subnetKey(slot.host) };
+    const entry: Entry = { slot, ...hostKeys(slot.host) };
     this.#entries.set(slot.key, entry);
     if (slot.peerId !== undefined) this.#byPeerId.set(slot.peerId, slot);
     if (slot.mustConnect) {
@@ -277,12 +281,12 @@ export class PeerSet {
 
   /**
    * The inbound peer to evict for a newcomer, or `undefined` if every
-   * candidate is protected. Entrys are active, inbound, not must-connect.
+   * candidate is protected. Candidates are active, inbound, not must-connect.
    * Protected, in this order (each rule applied to what the previous left):
    *  1. `protect.subnets` peers, one per subnet, from the subnets with the
    *     fewest candidates (tie: the one whose representative is older), each
    *     subnet represented by its longest-connected candidate;
-   *  2. `protect.lowLatency` peers with the lowest measured RTT;
+   *  2. `protect.lowLatency` peers with the lowest measured RTT (unmeasured ones do not qualify);
    *  3. `protect.useful` peers most recently useful (never-useful ones do not qualify);
    *  4. `protect.longLived` longest-connected peers.
    * Ties break by key. The victim is the youngest candidate of the subnet
@@ -304,9 +308,9 @@ export class PeerSet {
       left = without(left, reps.slice(0, protect.subnets).map((r) => r.rep));
     }
     // 2. Lowest latency, among peers with a measured RTT.
-    left = protectBest(left, protect.lowLatency, (c) => c.slot.rttMs !== undefined, (a, b) => a.slot.rttMs! - b.slot.rttMs!);
-    // 3. Most recently useful.
-    left = protectBest(left, protect.useful, (c) => c.slot.lastUsefulAt !== undefined, (a, b) => b.slot.lastUsefulAt! - a.slot.lastUsefulAt!);
+    left = protectBest(left, protect.lowLatency, (c) => Number.isFinite(c.slot.rttMs), (a, b) => a.slot.rttMs! - b.slot.rttMs!);
+    // 3. Most recently useful, among peers that ever were.
+    left = protectBest(left, protect.useful, (c) => Number.isFinite(c.slot.lastUsefulAt), (a, b) => b.slot.lastUsefulAt! - a.slot.lastUsefulAt!);
     // 4. Longest connected: the longest uptime at `now`.
     left = protectBest(left, protect.longLived, () => true, (a, b) => now - b.slot.openedAt - (now - a.slot.openedAt));
     if (left.length === 0) return undefined;
@@ -325,8 +329,9 @@ export class PeerSet {
   }
 
   #checkHostCaps(host: string): Admission {
-    if ((this.#perIp.get(addressKey(host)) ?? 0) >= this.options.maxPeersPerIp) return { ok: false, reason: 'TOO_MANY_PER_IP' };
-    if ((this.#perSubnet.get(subnetKey(host)) ?? 0) >= this.options.maxPeersPerSubnet) return { ok: false, reason: 'PEER_SUBNET_LIMIT' };
+    const keys = hostKeys(host);
+    if ((this.#perIp.get(keys.ip) ?? 0) >= this.options.maxPeersPerIp) return { ok: false, reason: 'TOO_MANY_PER_IP' };
+    if ((this.#perSubnet.get(keys.subnet) ?? 0) >= this.options.maxPeersPerSubnet) return { ok: false, reason: 'PEER_SUBNET_LIMIT' };
     return { ok: true };
   }
 }

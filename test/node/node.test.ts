@@ -132,3 +132,45 @@ test('bans: a banned peer is disconnected, and its reconnect is refused before t
     await t.cleanup();
   }
 });
+
+test('a full node evicts an unprotected inbound peer to admit a new one', async () => {
+  const t = testNodes();
+  try {
+    const hub = t.make('hub', {
+      peerSet: { maxPeers: 3, maxOutbound: 1, maxPeersPerIp: 10, maxPeersPerSubnet: 10, protect: { subnets: 0, lowLatency: 0, useful: 0, longLived: 1 } },
+    });
+    const [c1, c2, c3] = [t.make('c1'), t.make('c2'), t.make('c3')];
+    for (const n of [hub, c1, c2, c3]) await n.start();
+    await c1.connect(hub.listenAddresses[0]!);
+    await c2.connect(hub.listenAddresses[0]!);
+    await until(() => hub.peers().filter((p) => p.state === 'active').length === 2, 'two inbound peers');
+    // The inbound room (3 - 1 outbound) is full: c3 gets in by evicting c2 (c1 is protected as the longest connected).
+    const evicted = once(c2, 'peer:closed') as Promise<[PeerInfo, PqnetError]>;
+    await c3.connect(hub.listenAddresses[0]!);
+    const [, reason] = await evicted;
+    assert.equal(reason.details?.remoteReason, 'PEER_EVICTED');
+    await until(() => hub.peers().length === 2, 'two peers again');
+    assert.deepEqual(hub.peers().map((p) => p.peerId).sort(), [c1.peerId, c3.peerId].sort());
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('must-connect peers are redialled with backoff until they answer', async () => {
+  const t = testNodes();
+  try {
+    const b = t.make('b');
+    await b.start();
+    const address = b.listenAddresses[0]!;
+    await b.stop();
+    const a = t.make('a', { mustConnect: [{ address, peerId: b.peerId }] });
+    await a.start();
+    await until(() => (a.health().disconnects['DIAL_FAILED'] ?? 0) + (a.health().disconnects['IO_ERROR'] ?? 0) >= 1, 'a failed dial');
+    const b2 = t.make('b', { listen: [address] });
+    await b2.start();
+    await until(() => a.peer(b.peerId)?.state === 'active', 'a to reach b once it is back', 3_000);
+    assert.equal(a.peer(b.peerId)!.mustConnect, true);
+  } finally {
+    await t.cleanup();
+  }
+});
