@@ -29,3 +29,20 @@ export { FLAG_MORE, FLAG_REKEY, type FrameHeader } from './wire/frame.ts';
 export { TcpTransport } from './transport/tcp.ts';
 export { MemoryNetwork } from './transport/memory.ts';
 export type { ByteStream, Transport, TransportListener } from './transport/types.ts';
+
+export { MuxConnection, type ConnectionContext, type MessageHandler, type RequestHandler, type ConnectionStats } from './mux/connection.ts';
+export { Mux, type InboundMessage, type InboundLimiter } from './mux/mux.ts';
+export { defineRequest, registerRequest, type RequestType, type RequestSpec } from './mux/rpc.ts';
+export { Credit } from './wire/messages.ts';
+
+export { Node, type NodeConfig, type PeerInfo, type HealthSnapshot, type NodeEvents, type MustConnectPeer, type Subscriber } from './node/node.ts';
+export { Peer, DEFAULT_PEER_TIMERS, type PeerState, type PeerTimers } from './peer/peer.ts';
+export { Hello, HelloAck, HelloStatus, Capability, PEER_PROTOCOL_VERSION, encodeIdentify, decodeIdentify, type IdentifyInfo } from './peer/messages.ts';
+export { PeerSet, DEFAULT_PEER_SET_OPTIONS, type PeerSetOptions } from './peer/peer-set.ts';
+export { ScoreBook, DEFAULT_SCORE_OPTIONS, type ScoreOptions, type ScoreStatus } from './peer/score.ts';
+export { BanList, DEFAULT_BAN_OPTIONS, type BanOptions } from './peer/bans.ts';
+export { AddressFilter } from './peer/filter.ts';
+export { ConnectionLimiter, DEFAULT_RATE_LIMITS, type RateLimits } from './peer/limiter.ts';
+export { PeerStore } from './peer/store.ts';
+export { PeerBook, DEFAULT_PEER_BOOK_OPTIONS, type PeerBookOptions } from './peer/book.ts';
+export type { PeerBookEntry, BanRecord, BanKind, AddressSource } from './peer/types.ts';
