@@ -553,13 +553,18 @@ export class Node extends EventEmitter<NodeEvents> {
     const pid = session.remotePeerId.toString();
     const banned = this.#bans?.isBanned({ peerId: pid, host: session.remoteHost }, this.#clock.wallNow());
     const claim = banned !== undefined ? 'PEER_BANNED' : this.#peerSet.claimPeerId(peer.key, pid, this.peerId);
-    try {
-      peer.attach(session);
-    } catch (e) {
-      session.close(toPqnetError(e).code);
-      return;
+    // Refused peers get GOODBYE before HELLO: they learn nothing about this node.
+    let refusal = claim === undefined ? undefined : new PqnetError(claim, pid);
+    if (refusal === undefined) {
+      try {
+        peer.attach(session);
+        return;
+      } catch (e) {
+        refusal = toPqnetError(e);
+      }
     }
-    if (claim !== undefined) peer.close(claim, pid);
+    session.close(refusal.code, refusal.message);
+    peer.failed(refusal);
   }
 
   #installHandler(peer: Peer, requestId: number): void {
