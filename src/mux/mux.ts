@@ -303,6 +303,7 @@ export class Mux {
     const verdict = p.dropped && first ? 'limited' : undefined;
     if (more) {
       rc.partial = p;
+      this.#maybeGrant(rc);
       return verdict;
     }
     rc.partial = undefined;
@@ -384,10 +385,21 @@ export class Mux {
     if (channel === Channel.CONTROL || bytes === 0 || this.#failed !== undefined) return;
     const rc = this.#recv[channel]!;
     rc.consumed += bytes;
+    this.#maybeGrant(rc);
+  }
+
+  /**
+   * Grant back what the application has finished with, once it is a quarter of
+   * the window, or at once when the peer's remaining credit is too small for a
+   * continued chunk: a half-received message holds window that only its own
+   * remaining chunks can free, so waiting for a quarter could stall it for good.
+   */
+  #maybeGrant(rc: RecvChannel): void {
     const grantable = rc.consumed + rc.window - rc.granted;
-    if (grantable >= rc.window / 4) {
+    if (grantable <= 0) return;
+    if (grantable >= rc.window / 4 || rc.granted - rc.received < MIN_MORE_CHUNK_BYTES) {
       rc.granted += grantable;
-      this.#grant([[channel, grantable]]);
+      this.#grant([[rc.id, grantable]]);
     }
   }
 

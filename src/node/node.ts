@@ -20,7 +20,7 @@ import { makeLimits, type Limits } from '../core/limits.ts';
 import { systemRandom, type Random } from '../core/random.ts';
 import type { InboundMessage } from '../mux/mux.ts';
 import { registerRequest, type RequestType } from '../mux/rpc.ts';
-import { BanList, type BanOptions } from '../peer/bans.ts';
+import { BanList, hostCidr, type BanOptions } from '../peer/bans.ts';
 import { PeerBook, type PeerBookOptions } from '../peer/book.ts';
 import { AddressFilter } from '../peer/filter.ts';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from '../peer/limiter.ts';
@@ -605,7 +605,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const rec = bans.ban('peer', pid, reason, wall, { note });
     this.emit('banned', rec);
     // The address too, so a reconnect is refused before the handshake.
-    if (!peer.mustConnect) this.emit('banned', bans.ban('address', peer.host, reason, wall, { durationMs: rec.expiresAt - wall, note }));
+    // (Not for must-connect peers, nor for hosts that are not IP addresses, such as the memory transport's.)
+    if (!peer.mustConnect && hostCidr(peer.host) !== undefined) this.emit('banned', bans.ban('address', peer.host, reason, wall, { durationMs: rec.expiresAt - wall, note }));
     peer.close('PEER_LOW_SCORE', note);
   }
 

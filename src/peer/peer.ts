@@ -106,6 +106,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   closeReason: PqnetError | undefined;
   readonly #ctx: PeerContext;
   #ackReceived = false;
+  /** We refused the remote's HELLO: it never becomes active, whatever its HelloAck says. */
+  #refused = false;
   #timer: TimerHandle | undefined;
   #startedAt = 0;
   #lastPingAt = 0;
@@ -202,6 +204,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     const conn = this.connection!;
     const ack = conn.send(HelloAck, [status, this.#ctx.clock.wallNow()]);
     if (status !== HelloStatus.OK) {
+      this.#refused = true;
       const reason: Reason = status === HelloStatus.VERSION_MISMATCH ? 'HELLO_VERSION_MISMATCH' : 'HELLO_CHAIN_MISMATCH';
       const detail = status === HelloStatus.VERSION_MISMATCH ? `peer speaks version ${version}` : `peer is on chain ${chainId}, we are on ${this.#ctx.local.chainId}`;
       // Let the HelloAck go out before GOODBYE.
@@ -227,7 +230,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   }
 
   #maybeActive(): void {
-    if (this.state !== 'handshaking' || this.remoteHello === undefined || !this.#ackReceived) return;
+    if (this.state !== 'handshaking' || this.#refused || this.remoteHello === undefined || !this.#ackReceived) return;
     this.activeAt = this.#ctx.clock.now();
     this.#lastPingAt = this.activeAt;
     this.#setState('active');

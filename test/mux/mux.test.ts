@@ -9,6 +9,7 @@ import { Channel } from '../../src/wire/channels.ts';
 import { FLAG_MORE, type FrameHeader } from '../../src/wire/frame.ts';
 import { createRegistry, Credit, Ping } from '../../src/wire/messages.ts';
 import { defineMessage, type MessageType } from '../../src/wire/registry.ts';
+import { bytes } from '../../src/wire/schema.ts';
 import { Block, Bulk, Extra, Header, Hello, limits, Note, payload, registry, Tx, Vote } from './_types.ts';
 
 const MiB = 1024 * 1024;
@@ -120,16 +121,17 @@ test('a sender without credit stops; releasing grants more and it resumes', () =
   assert.equal(got.length, 4, 'four 60 kB messages fit the 256 KiB window');
   assert.equal(a.pollFrame(), undefined);
   assert.ok(b.outstanding(Channel.TRANSACTIONS) <= b.windows[Channel.TRANSACTIONS]!);
-  // Releasing a little is not worth a CREDIT; a quarter of the window is.
+  // The sender has spent its last credit on the first chunk of the fifth message, which
+  // cannot finish without more: releasing even one message grants credit at once.
   b.release(Channel.TRANSACTIONS, got[0]!.bytes);
-  assert.equal(flow(b, a).length, 0);
-  b.release(Channel.TRANSACTIONS, got[1]!.bytes);
   const credits = flow(b, a);
   assert.equal(credits.length, 1);
   assert.equal(credits[0]!.header.msgId, Credit.id);
   flow(a, b);
-  assert.equal(inbound(b).length, 2);
-  assert.equal(a.queuedBytes(Channel.TRANSACTIONS), 14 * 60_004);
+  assert.equal(inbound(b).length, 1);
+  assert.equal(a.queuedBytes(Channel.TRANSACTIONS), 15 * 60_004);
+  // With credit to spare, small releases wait until a quarter of the window is free.
+  assert.equal(b.outstanding(Channel.TRANSACTIONS) <= b.windows[Channel.TRANSACTIONS]!, true);
 });
 
 test('property: any mix of messages arrives intact and in order per channel, and the receiver never holds more than its window', () => {
@@ -294,4 +296,29 @@ test('fail() settles every queued message with the reason', () => {
   );
   assert.equal(a.pollFrame(), undefined);
   rejects(() => send(a, Vote, [payload(1)]), 'CLOSED');
+});
+
+test('a message nearly as large as the window finishes even when the credit left is under a continued chunk', () => {
+  // 1 MiB window on bulk; a small message first leaves the sender 25 bytes short of a whole-window message.
+  const reg = createRegistry();
+  const Big = defineMessage({ id: 0x8010, name: 'big', channel: Channel.BULK, maxBytes: MiB, schema: bytes(0, MiB) });
+  reg.register(Big as MessageType<unknown>);
+  const a = new Mux({ registry: reg, limits: limits({ muxWindowBytes: MiB }) });
+  const b = new Mux({ registry: reg, limits: limits({ muxWindowBytes: MiB }) });
+  open(a, b);
+  send(a, Big, payload(100));
+  send(a, Big, payload(MiB - 5));
+  const got: InboundMessage[] = [];
+  for (let round = 0; round < 1_000 && got.length < 2; round++) {
+    flow(a, b);
+    for (const m of inbound(b)) {
+      got.push(m);
+      b.release(m.channel, m.bytes);
+    }
+    flow(b, a);
+  }
+  assert.deepEqual(
+    got.map((m) => (m.value as Uint8Array).length),
+    [100, MiB - 5],
+  );
 });
