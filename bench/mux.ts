@@ -21,7 +21,9 @@
  *                          window per channel, shared), channels 5 and 6 one.
  *                          Channel windows: 1 MiB each (the default).
  *      libp2p-noise-yamux  10 yamux streams on one Noise connection; each loop
- *                          `stream.send(record)`, awaiting `onDrain()` on false.
+ *                          `stream.send(record)`, waiting while it returns false or
+ *                          4 MiB are queued (sendLibp2p in bench/_libp2p.ts; not
+ *                          `onDrain()`, which stops waiting after the first drain).
  *      tcp-raw             one node:net socket; 10 loops write whole
  *                          length-prefixed records (u32 len | u8 flow | body),
  *                          waiting for 'drain' while 4 MiB are queued
@@ -31,7 +33,7 @@
  *    awaiting each one; at most 1,000 send() promises are unresolved: before
  *    send k the loop awaits send k - 1000 (sends resolve in order, when handed to
  *    the socket). libp2p: 105-byte records (u32 len | u8 kind | 100 B) on one
- *    stream, one `send` each, awaiting `onDrain()` on false. tcp-raw: the same
+ *    stream, one `send` each, with sendLibp2p's back-pressure. tcp-raw: the same
  *    records, one `socket.write` each, 4 MiB back-pressure rule. The receiver
  *    materializes and counts every message; time runs from the first send to
  *    its report. Median of 3 runs (1 with --quick) after a warm-up run.
@@ -69,7 +71,7 @@ import { MuxConnection } from '../src/mux/connection.ts';
 import { PeerId } from '../src/secure/identity.ts';
 import { dialSecure, type SecureConfig } from '../src/secure/listener.ts';
 import { TcpTransport } from '../src/transport/tcp.ts';
-import { createNode, LIBP2P_IMPL } from './_libp2p.ts';
+import { createNode, LIBP2P_IMPL, sendLibp2p } from './_libp2p.ts';
 import {
   asBytes,
   Bulk,
@@ -251,7 +253,7 @@ function openThroughput(d: Dialer): () => Promise<Timed> {
         await Promise.all(
           streams.map(async (stream, i) => {
             const rec = records[i]!;
-            for (let k = 0; k < n; k++) if (!stream.send(rec)) await stream.onDrain();
+            for (let k = 0; k < n; k++) await sendLibp2p(stream, rec);
           }),
         );
       },
@@ -357,7 +359,10 @@ function openSmall(d: Dialer): () => Promise<Timed> {
     const stream = await conn.newStream(MUX_RECORD_PROTOCOL);
     return {
       go: async (n) => {
-        for (let k = 0; k < n; k++) if (!stream.send(rec)) await stream.onDrain();
+        for (let k = 0; k < n; k++) {
+          const wait = sendLibp2p(stream, rec);
+          if (wait !== undefined) await wait;
+        }
       },
       close: async () => {
         await stream.close().catch(() => undefined);
@@ -369,8 +374,8 @@ function openSmall(d: Dialer): () => Promise<Timed> {
 
 /** Messages per small-message run: full, quick. */
 const SMALL_COUNT: Record<Impl, readonly [number, number]> = {
-  [RAW]: [2_000_000, 200_000],
-  [PQNET]: [1_000_000, 100_000],
+  [RAW]: [1_000_000, 200_000],
+  [PQNET]: [500_000, 100_000],
   [LIBP2P_IMPL]: [300_000, 30_000],
 };
 
@@ -402,7 +407,7 @@ async function smallMessages(impl: Impl, opts: BenchOptions): Promise<number> {
           impl === PQNET
             ? `conn.send(Tx) on channel 3, at most ${SMALL_PIPELINE} unresolved sends`
             : impl === LIBP2P_IMPL
-              ? 'one stream.send per 105-byte record, onDrain() on false'
+              ? 'one stream.send per 105-byte record, sendLibp2p back-pressure'
               : 'one socket.write per 105-byte record, drain at 4 MiB queued',
         value: round(value, 0),
         unit: 'messages/s',
@@ -481,7 +486,7 @@ async function openVoteLink(d: Dialer, onEcho: (nonce: number) => void, lowWater
       votes.send(record(KIND_VOTE, body));
     },
     bulk: async (stop) => {
-      while (!stop()) if (!bulk.send(bulkRec)) await bulk.onDrain();
+      while (!stop()) await sendLibp2p(bulk, bulkRec);
     },
     close: async () => {
       votes.abort(new Error('done'));
