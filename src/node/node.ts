@@ -631,16 +631,12 @@ export class Node extends EventEmitter<NodeEvents> {
     this.#count(this.#disconnects, reason.code);
     const pid = peer.peerId?.toString();
     // A fault we detected that ends the connection costs the remote its penalty (violations, timeouts).
-    if (pid !== undefined && reason.code !== 'REMOTE_CLOSED' && Reasons[reason.code].penalty > 0 && peer.closeReason === reason) {
+    if (pid !== undefined && reason.code !== 'REMOTE_CLOSED' && Reasons[reason.code].penalty > 0) {
       const change = this.#scores.penalize(pid, reason.code, this.#clock.now());
       if (change.crossed && change.status === 'banned') this.#banForScore(peer, pid, reason.code);
     }
     if (peer.direction === 'outbound' && peer.activeAt === undefined) this.#book?.recordFailure(peer.address, reason.code, this.#clock.wallNow());
-    if (peer.mustConnect) {
-      const r = this.#redial.get(peer.address) ?? { failures: 0, nextAt: 0 };
-      const failures = peer.activeAt === undefined ? r.failures + 1 : 0;
-      this.#redial.set(peer.address, { failures, nextAt: this.#clock.now() + Math.min(REDIAL_BASE_MS * 2 ** failures, REDIAL_MAX_MS) });
-    }
+    if (peer.mustConnect) this.#scheduleRedial(peer.address, peer.activeAt === undefined);
     this.emit('peer:closed', this.#info(peer), reason);
   }
 
@@ -686,12 +682,15 @@ export class Node extends EventEmitter<NodeEvents> {
       this.#dial(address, mustConnect, peerId);
     } catch (e) {
       const err = toPqnetError(e);
-      if (mustConnect) {
-        const r = this.#redial.get(address) ?? { failures: 0, nextAt: 0 };
-        this.#redial.set(address, { failures: r.failures + 1, nextAt: this.#clock.now() + Math.min(REDIAL_BASE_MS * 2 ** (r.failures + 1), REDIAL_MAX_MS) });
-      }
+      if (mustConnect) this.#scheduleRedial(address, true);
       if (!isPqnetError(e) || err.code !== 'PEER_DUPLICATE') this.#count(this.#rejects, err.code);
     }
+  }
+
+  /** Next must-connect attempt: backoff doubles per failure since the peer was last active. */
+  #scheduleRedial(address: string, failed: boolean): void {
+    const failures = failed ? (this.#redial.get(address)?.failures ?? 0) + 1 : 0;
+    this.#redial.set(address, { failures, nextAt: this.#clock.now() + Math.min(REDIAL_BASE_MS * 2 ** failures, REDIAL_MAX_MS) });
   }
 
   async #closeListeners(): Promise<void> {

@@ -1,5 +1,6 @@
 /** Two MuxConnections over a real secure session (memory or TCP), not yet started. */
-import { PqnetError } from '../../src/core/errors.ts';
+import assert from 'node:assert/strict';
+import { isPqnetError, PqnetError, type Reason } from '../../src/core/errors.ts';
 import type { Limits } from '../../src/core/limits.ts';
 import { MuxConnection, type ConnectionContext } from '../../src/mux/connection.ts';
 import type { InboundLimiter } from '../../src/mux/mux.ts';
@@ -64,6 +65,18 @@ export async function until(cond: () => boolean, what: string, maxWaits = 2_000)
     await new Promise((r) => setTimeout(r, 5));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Await `p` and check it rejected with a PqnetError of `code`; returns the error. */
+export async function rejectsWith(p: Promise<unknown>, code: Reason): Promise<PqnetError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(isPqnetError(e), String(e));
+    assert.equal(e.code, code, e.message);
+    return e;
+  }
+  assert.fail(`expected ${code}`);
 }
 
 /** Let pending I/O settle: a few turns of the event loop. */

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { isPqnetError, PqnetError, type Reason } from '../../src/core/errors.ts';
+import { PqnetError, type Reason } from '../../src/core/errors.ts';
 import type { InboundMessage } from '../../src/mux/mux.ts';
 import { Channel } from '../../src/wire/channels.ts';
-import { connectedPair, settle, until } from './_pair.ts';
+import { connectedPair, rejectsWith, settle, until } from './_pair.ts';
 import { Block, Echo, Note, payload, Tx, Vote } from './_types.ts';
 
 const MiB = 1024 * 1024;
@@ -12,17 +12,6 @@ const MiB = 1024 * 1024;
 function collect(): { got: InboundMessage[]; handler: (m: InboundMessage) => void } {
   const got: InboundMessage[] = [];
   return { got, handler: (m) => void got.push(m) };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: Reason): Promise<PqnetError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isPqnetError(e), String(e));
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 for (const tcp of [false, true]) {

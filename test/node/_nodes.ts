@@ -39,10 +39,4 @@ export function testNodes(): TestNodes {
   };
 }
 
-export async function until(cond: () => boolean, what: string, maxWaits = 2_000): Promise<void> {
-  for (let i = 0; i < maxWaits; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+export { until } from '../mux/_pair.ts';

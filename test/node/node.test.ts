@@ -1,21 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { isPqnetError, type PqnetError } from '../../src/core/errors.ts';
+import type { PqnetError } from '../../src/core/errors.ts';
 import type { PeerInfo } from '../../src/node/node.ts';
 import { Echo, payload, Tx, Vote } from '../mux/_types.ts';
+import { rejectsWith } from '../mux/_pair.ts';
 import { testNodes, until } from './_nodes.ts';
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<PqnetError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isPqnetError(e), String(e));
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 test('two nodes connect, exchange HELLO and identify, measure RTT, talk on channels and by request', async () => {
   const t = testNodes();
