@@ -7,7 +7,6 @@
  * rejected, and the bytes must re-encode to themselves (canonical form).
  */
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
-import { equalBytes } from '../core/bytes.ts';
 import { PqnetError } from '../core/errors.ts';
 
 const DECODE_OPTIONS = {
@@ -44,6 +43,14 @@ export function decodeCbor(bytes: Uint8Array, maxBytes: number): unknown {
   } catch (e) {
     throw new PqnetError('MSG_NON_CANONICAL', 'value cannot be re-encoded', { cause: e });
   }
-  if (!equalBytes(again, bytes)) throw new PqnetError('MSG_NON_CANONICAL');
+  if (!sameBytes(again, bytes)) throw new PqnetError('MSG_NON_CANONICAL');
   return value;
+}
+
+/** Public bytes: a JS loop for short inputs, a native memcmp above 256 bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  if (a.length > 256) return Buffer.compare(a, b) === 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
