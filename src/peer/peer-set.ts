@@ -18,7 +18,7 @@
  * `admitInbound`/`admitOutbound`, before yielding to the event loop.
  */
 import { PqnetError } from '../core/errors.ts';
-import { formatCidr, hostCidr, type Cidr } from './bans.ts';
+import { formatCidr, hostCidr, networkOf } from '../core/ip.ts';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -111,12 +111,7 @@ export function subnetKey(host: string): string {
 function hostKeys(host: string): { readonly ip: string; readonly subnet: string } {
   const ip = hostCidr(host);
   if (ip === undefined) return { ip: NON_IP + host, subnet: NON_IP + host };
-  return { ip: formatCidr(ip), subnet: formatCidr(network(ip, SUBNET_PREFIX[ip.version])) };
-}
-
-function network(ip: Cidr, prefix: number): Cidr {
-  const hostBits = BigInt((ip.version === 4 ? 32 : 128) - prefix);
-  return { version: ip.version, bits: (ip.bits >> hostBits) << hostBits, prefix };
+  return { ip: formatCidr(ip), subnet: formatCidr(networkOf(ip, SUBNET_PREFIX[ip.version])) };
 }
 
 interface Entry {

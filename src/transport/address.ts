@@ -1,6 +1,7 @@
 /** Transport addresses: scheme://host:port (IPv6 hosts in brackets) or mem://name. */
 import { isIP } from 'node:net';
 import { PqnetError } from '../core/errors.ts';
+import { formatCidr, hostCidr, networkOf } from '../core/ip.ts';
 
 export interface HostPort {
   readonly scheme: string;
@@ -39,19 +40,7 @@ export function schemeOf(address: string): string {
  * as it is.
  */
 export function hostGroupKey(host: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
-  if (mapped !== null) return mapped[1]!;
-  if (isIP(host) !== 6) return host;
-  const [head, tail = ''] = host.split('::') as [string, string?];
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === '' ? [] : tail.split(':');
-  if (right.some((h) => h.includes('.')) || left.some((h) => h.includes('.'))) {
-    // Embedded IPv4 in the low 32 bits: it does not affect the /64.
-    right.splice(right.length - 1, 1, '0', '0');
-  }
-  const groups = host.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups
-    .slice(0, 4)
-    .map((h) => parseInt(h, 16).toString(16))
-    .join(':')}::/64`;
+  const ip = hostCidr(host);
+  if (ip === undefined) return host;
+  return formatCidr(ip.version === 4 ? ip : networkOf(ip, 64));
 }

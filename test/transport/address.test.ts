@@ -25,6 +25,11 @@ test('host groups: IPv4 as is, IPv4-mapped unwrapped, IPv6 by its /64', async ()
   assert.equal(hostGroupKey('::ffff:10.1.2.3'), '10.1.2.3');
   assert.equal(hostGroupKey('2001:db8:1:2:3:4:5:6'), hostGroupKey('2001:db8:1:2::7'));
   assert.notEqual(hostGroupKey('2001:db8:1:2::7'), hostGroupKey('2001:db8:1:3::7'));
-  assert.equal(hostGroupKey('2001:db8::'), '2001:db8:0:0::/64');
+  assert.equal(hostGroupKey('2001:db8::'), '2001:db8::/64');
+  // The hex spelling of an IPv4-mapped address is the same host as the dotted one,
+  // and not the /64 that every IPv4-mapped address would share.
+  assert.equal(hostGroupKey('::ffff:c000:0201'), '192.0.2.1');
+  assert.notEqual(hostGroupKey('::ffff:c000:0201'), hostGroupKey('::ffff:c000:0202'));
+  assert.equal(hostGroupKey('fe80::1%eth0'), 'fe80::/64');
   assert.equal(hostGroupKey('mem://a'), 'mem://a');
 });
