@@ -39,6 +39,11 @@ export class ConnectionLimiter implements InboundLimiter {
       this.dropped.bytes++;
       return 'MSG_RATE_LIMITED';
     }
+    // The connection bucket is checked first, so a message it refuses spends no per-type token.
+    if (this.#messages.available(now) < 1) {
+      this.dropped.messages++;
+      return 'MSG_RATE_LIMITED';
+    }
     if (type.ratePerSecond !== undefined) {
       let bucket = this.#perType.get(type.id);
       if (bucket === undefined) {
@@ -50,10 +55,7 @@ export class ConnectionLimiter implements InboundLimiter {
         return 'MSG_RATE_LIMITED';
       }
     }
-    if (!this.#messages.take(now)) {
-      this.dropped.messages++;
-      return 'MSG_RATE_LIMITED';
-    }
+    this.#messages.take(now);
     return undefined;
   }
 
