@@ -71,8 +71,9 @@ export class MuxConnection extends EventEmitter<ConnectionEvents> {
   readonly #ctx: ConnectionContext;
   readonly #requests: RequestTable;
   readonly #waiters = new Map<number, Waiter>();
-  readonly #handlers = new Map<number, RequestHandler<unknown, unknown>>();
+  readonly #handlers = new Map<number, { handler: RequestHandler<unknown, unknown>; timeoutMs: number | undefined }>();
   #onMessage: MessageHandler | undefined;
+  #admitRequest: ((msg: InboundMessage) => boolean) | undefined;
   #serving = 0;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
@@ -93,16 +94,29 @@ export class MuxConnection extends EventEmitter<ConnectionEvents> {
     return this.#closed !== undefined;
   }
 
-  /** Start reading; `onMessage` receives every message that is not part of a request. */
-  start(onMessage: MessageHandler): void {
+  /**
+   * Start reading; `onMessage` receives every message that is not part of a
+   * request. `admitRequest`, if given, sees each request before it is served and
+   * returns false to drop it unanswered (the peer layer refuses requests before
+   * HELLO and closes the connection itself).
+   *
+   * Frames that arrived with the handshake are processed inside this call, so
+   * the connection may already be closed when it returns: attach 'close'
+   * listeners before calling `start`.
+   */
+  start(onMessage: MessageHandler, options: { admitRequest?: (msg: InboundMessage) => boolean } = {}): void {
     this.#onMessage = onMessage;
+    this.#admitRequest = options.admitRequest;
     this.session.start((frame) => this.#onFrame(frame), { delegateControl: true });
     this.#pump();
   }
 
-  /** Serve requests of type `rt` with `handler` (one handler per type). */
+  /**
+   * Serve requests of type `rt` with `handler` (one handler per type). The
+   * handler has the type's `timeoutMs` (else `requestTimeoutMs`) to answer.
+   */
   handle<Req, Res>(rt: RequestType<Req, Res>, handler: RequestHandler<Req, Res>): void {
-    this.#handlers.set(rt.request.id, handler as RequestHandler<unknown, unknown>);
+    this.#handlers.set(rt.request.id, { handler: handler as RequestHandler<unknown, unknown>, timeoutMs: rt.timeoutMs });
   }
 
   setNegotiated(protocols: Iterable<string>): void {
@@ -276,34 +290,51 @@ export class MuxConnection extends EventEmitter<ConnectionEvents> {
   #serve(m: InboundMessage, responseId: number): void {
     const [id, body] = m.value as RequestEnvelope<unknown>;
     const responseType = this.#ctx.registry.get(responseId)!;
-    const handler = this.#handlers.get(m.type.id);
+    const entry = this.#handlers.get(m.type.id);
+    const answer = (status: number, res: unknown): Promise<void> => this.send(responseType, [id, status, status === 0 ? res : null]);
     const refuse = (reason: Reason): void => {
       this.mux.release(m.channel, m.bytes);
-      this.send(responseType, [id, Reasons[reason].wire, null]).catch(() => undefined);
+      answer(Reasons[reason].wire, null).catch(() => undefined);
     };
-    if (handler === undefined) return refuse('REQ_NO_HANDLER');
-    if (this.#serving >= this.#ctx.limits.maxInboundRequests) {
-      this.emit('offense', 'REQ_TOO_MANY', `${m.type.name}: ${this.#serving} requests being served`);
-      return refuse('REQ_TOO_MANY');
+    if (this.#admitRequest !== undefined && !this.#admitRequest(m)) {
+      this.mux.release(m.channel, m.bytes);
+      return;
     }
+    if (entry === undefined) return refuse('REQ_NO_HANDLER');
+    // At the cap the request is refused, not scored: a requester that gave up on
+    // requests (timeout, abort) cannot know that their handlers still run here.
+    // Floods are the rate limiter's business.
+    if (this.#serving >= this.#ctx.limits.maxInboundRequests) return refuse('REQ_TOO_MANY');
     this.#serving++;
+    const timeoutMs = entry.timeoutMs ?? this.#ctx.limits.requestTimeoutMs;
     this.#run(m, async () => {
-      // A handler gets `requestTimeoutMs`; then the slot is freed and the peer told TIMEOUT
-      // (whatever the handler produces later is dropped).
+      // The handler gets the type's deadline; then the slot is freed and the peer told
+      // TIMEOUT (whatever the handler produces later is dropped).
       let timer: TimerHandle | undefined;
       const deadline = new Promise<never>((_, reject) => {
-        timer = this.#ctx.clock.setTimer(this.#ctx.limits.requestTimeoutMs, () => reject(new PqnetError('TIMEOUT', `${m.type.name}: handler took longer than ${this.#ctx.limits.requestTimeoutMs} ms`)));
+        timer = this.#ctx.clock.setTimer(timeoutMs, () => reject(new PqnetError('TIMEOUT', `${m.type.name}: handler took longer than ${timeoutMs} ms`)));
       });
+      let res: unknown;
       try {
-        const res = await Promise.race([handler(body, this), deadline]);
-        if (this.#closed === undefined) await this.send(responseType, [id, 0, res]);
+        res = await Promise.race([entry.handler(body, this), deadline]);
       } catch (e) {
         if (this.#closed !== undefined) return;
         if (!(isPqnetError(e) && e.code === 'TIMEOUT')) this.#handlerFailed(e, m.type);
-        await this.send(responseType, [id, toPqnetError(e).wireCode, null]).catch(() => undefined);
+        await answer(toPqnetError(e).wireCode, null).catch(() => undefined);
+        return;
       } finally {
         this.#ctx.clock.clearTimer(timer!);
         this.#serving--;
+      }
+      if (this.#closed !== undefined) return;
+      try {
+        await answer(0, res);
+      } catch (e) {
+        // Our handler produced a response its schema refuses (or the connection
+        // closed meanwhile): a local fault, never the requester's.
+        if (this.#closed !== undefined) return;
+        this.emit('handlerError', e, m.type);
+        await answer(Reasons.INTERNAL.wire, null).catch(() => undefined);
       }
     });
   }

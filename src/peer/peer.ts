@@ -163,7 +163,14 @@ export class Peer extends EventEmitter<PeerEvents> {
     conn.on('handlerError', (e, type) => console.error(`pqnet: handler for ${type.name} failed`, e));
     conn.once('close', (reason) => this.#onClosed(reason));
     const handler: MessageHandler = (msg) => this.#onMessage(msg);
-    conn.start(handler);
+    conn.start(handler, {
+      // A request before HELLO completed is the same fault as any other message then.
+      admitRequest: (msg) => {
+        if (this.state === 'active') return true;
+        this.close('HELLO_UNEXPECTED', `${msg.type.name} before HELLO completed`);
+        return false;
+      },
+    });
     this.#startedAt = now;
     const l = this.#ctx.local;
     conn.send(Hello, [PEER_PROTOCOL_VERSION, l.chainId, l.height(), l.capabilities, this.#ctx.clock.wallNow()]).catch(() => undefined);

@@ -33,10 +33,23 @@ export const Echo = defineRequest({
   maxResponseBytes: 200_100,
 });
 
+/** A request type with its own 150 ms deadline and a response of at most 8 bytes. */
+export const Quick = defineRequest({
+  name: 'quick',
+  requestId: 0x8102,
+  responseId: 0x8103,
+  request: text(100),
+  response: bytes(0, 8),
+  maxRequestBytes: 200,
+  maxResponseBytes: 64,
+  timeoutMs: 150,
+});
+
 export function registry(): MessageRegistry {
   const r = createRegistry();
   for (const t of [Vote, Block, Tx, Bulk, Note, Header, Extra, Hello]) r.register(t as MessageType<unknown>);
   registerRequest(r, Echo);
+  registerRequest(r, Quick);
   return r;
 }
 

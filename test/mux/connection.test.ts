@@ -5,7 +5,7 @@ import { PqnetError, type Reason } from '../../src/core/errors.ts';
 import type { InboundMessage } from '../../src/mux/mux.ts';
 import { Channel } from '../../src/wire/channels.ts';
 import { connectedPair, rejectsWith, settle, until } from './_pair.ts';
-import { Block, Echo, Note, payload, Tx, Vote } from './_types.ts';
+import { Block, Echo, Note, payload, Quick, Tx, Vote } from './_types.ts';
 
 const MiB = 1024 * 1024;
 
@@ -168,8 +168,9 @@ test('request/response: answers, error statuses, missing handlers, caps, timeout
     await settle();
     for (const g of gates.splice(0)) g();
     assert.deepEqual((await Promise.all(slow)).sort(), ['REQ_TOO_MANY', 'REQ_TOO_MANY', 'ok', 'ok']);
-    // A handler refusing a request as invalid blames the requester too.
-    assert.deepEqual(offensesB, ['INVALID_DATA', 'REQ_TOO_MANY', 'REQ_TOO_MANY']);
+    // A handler refusing a request as invalid blames the requester; requests over the
+    // serving cap are refused but not scored (the requester may have abandoned earlier ones).
+    assert.deepEqual(offensesB, ['INVALID_DATA']);
 
     // A request that is never answered times out and counts against the peer.
     await rejectsWith(a.request(Echo, ['never', 1], { timeoutMs: 30 }), 'REQ_TIMEOUT');
@@ -186,6 +187,35 @@ test('request/response: answers, error statuses, missing handlers, caps, timeout
     await settle();
     assert.equal((await a.request(Echo, ['ok', 5])).length, 5);
     assert.deepEqual(offensesA, ['REQ_TIMEOUT']);
+  } finally {
+    await close();
+  }
+});
+
+test('a handler gets its type\'s deadline, and an answer its schema refuses is our fault, not the requester\'s', async () => {
+  const { a, b, close } = await connectedPair({ limitsB: { requestTimeoutMs: 60_000 } });
+  try {
+    const offensesB: Reason[] = [];
+    const handlerErrors: string[] = [];
+    b.on('offense', (r) => offensesB.push(r));
+    b.on('handlerError', (e) => handlerErrors.push((e as PqnetError).code));
+    a.start(() => undefined);
+    b.start(() => undefined);
+    b.handle(Quick, async (text) => {
+      if (text === 'never') await new Promise(() => undefined);
+      return text === 'big' ? payload(100) : payload(4);
+    });
+    assert.equal((await a.request(Quick, 'ok')).length, 4);
+    // Quick's timeoutMs is 150 ms: b's handler deadline is that, not requestTimeoutMs (60 s).
+    // a waits longer (5 s), so the answer a gets is b's TIMEOUT status.
+    const slow = await rejectsWith(a.request(Quick, 'never', { timeoutMs: 5_000 }), 'REQ_FAILED');
+    assert.equal(slow.details?.remoteReason, 'TIMEOUT');
+    assert.equal(b.stats().requestsServing, 0);
+    // 100 bytes > the 8-byte response schema: b answers INTERNAL and blames itself.
+    const big = await rejectsWith(a.request(Quick, 'big'), 'REQ_FAILED');
+    assert.equal(big.details?.remoteReason, 'INTERNAL');
+    assert.deepEqual(handlerErrors, ['MSG_SCHEMA']);
+    assert.deepEqual(offensesB, []);
   } finally {
     await close();
   }

@@ -20,7 +20,7 @@ import { encodeCbor } from '../../src/wire/cbor.ts';
 import { Channel } from '../../src/wire/channels.ts';
 import { defineMessage, type MessageType } from '../../src/wire/registry.ts';
 import { bytes, tuple } from '../../src/wire/schema.ts';
-import { Extra, payload, Tx, Vote } from '../mux/_types.ts';
+import { Echo, Extra, payload, Tx, Vote } from '../mux/_types.ts';
 import { recordFields, recordType, within, type RawClient } from '../secure/_evil.ts';
 import { Evils, remoteReason } from './_evil.ts';
 import { CHAIN, testNodes, until } from './_nodes.ts';
@@ -408,13 +408,15 @@ test('7b. a peer that stops reading but keeps sending: bounded queues, MUX_QUEUE
 /** Known to the evil peer only. */
 const Mystery = defineMessage({ id: 0x8f00, name: 'mystery', channel: Channel.GOSSIP, maxBytes: 64, schema: tuple(bytes(0, 32)) });
 
-test('8. protocol violations after the handshake: unknown id, not negotiated, channel 9, data before HELLO', async () => {
+test('8. protocol violations after the handshake: unknown id, not negotiated, channel 9, data or a request before HELLO', async () => {
   const t = testNodes();
   const ev = new Evils();
   try {
     const node = t.make('n-violations', { protocols: ['test/extra/1'] });
     node.register(Vote);
     node.register(Extra);
+    node.registerRequest(Echo);
+    node.handle(Echo, () => payload(1));
     await node.start();
     const address = node.listenAddresses[0]!;
     // MUX_BAD_CHANNEL (penalty 50) goes last: it bans its peer, and with it the address 127.0.0.1.
@@ -448,6 +450,15 @@ test('8. protocol violations after the handshake: unknown id, not negotiated, ch
         },
       ],
       [
+        'a request before HELLO',
+        'HELLO_UNEXPECTED',
+        async (name) => {
+          const evil = await ev.connect(address, { name, types: [Echo.request as MessageType<unknown>, Echo.response as MessageType<unknown>] });
+          void evil.send(Echo.request, [1, ['x', 1]]);
+          return evil.closed;
+        },
+      ],
+      [
         'a frame on channel 9',
         'MUX_BAD_CHANNEL',
         async (name) => {
@@ -461,7 +472,7 @@ test('8. protocol violations after the handshake: unknown id, not negotiated, ch
       const reason = await within(run(`evil-violation-${i}`), 10_000, what);
       assert.equal(remoteReason(reason), expected, `${what}: ${reason.message}`);
       await until(() => node.peers().length === 0, `${what}: peer gone`);
-      assert.equal(node.health().disconnects[expected], 1, what);
+      assert.equal(node.health().disconnects[expected], cases.slice(0, i + 1).filter((c) => c[1] === expected).length, what);
     }
     assert.deepEqual(node.bans().map((b) => [b.kind, b.reason]).sort(), [
       ['address', 'MUX_BAD_CHANNEL'],
