@@ -168,6 +168,8 @@ export class Node extends EventEmitter<NodeEvents> {
   #lastPrune = 0;
   #running = false;
   #nextKey = 0;
+  /** Between the listener's `admit` and `admitted` calls for one connection. */
+  #admission: { remoteAddress: string; evict: string | undefined } | undefined;
 
   constructor(config: NodeConfig) {
     super();
@@ -431,6 +433,7 @@ export class Node extends EventEmitter<NodeEvents> {
       transport: this.#transport,
       address,
       admit: (host, remoteAddress) => this.#admitInbound(host, remoteAddress),
+      admitted: (host, remoteAddress) => this.#admitted(host, remoteAddress),
       onSession: (s) => this.#onInboundSession(s),
       onHandshakeError: (e, remoteAddress) => {
         const p = this.#peers.get(`in:${remoteAddress}`);
@@ -461,10 +464,18 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     const a = this.#peerSet.admitInbound(host, this.#clock.now());
     if (!a.ok) return a.reason;
-    const victim = this.#evictionVictim() ?? a.evict;
-    if (a.evict !== undefined && victim !== undefined) this.#peers.get(victim)?.close('PEER_EVICTED');
-    this.#open(`in:${remoteAddress}`, 'inbound', remoteAddress, host, false);
+    // Acted on in #admitted, once the listener's own caps have let the connection through too.
+    this.#admission = { remoteAddress, evict: a.evict === undefined ? undefined : (this.#evictionVictim() ?? a.evict) };
     return undefined;
+  }
+
+  /** The listener starts the handshake of a connection #admitInbound let through (synchronously after it). */
+  #admitted(host: string, remoteAddress: string): void {
+    const a = this.#admission;
+    this.#admission = undefined;
+    if (a?.remoteAddress !== remoteAddress) throw new PqnetError('INTERNAL', `admitted ${remoteAddress} without an admission`);
+    if (a.evict !== undefined) this.#peers.get(a.evict)?.close('PEER_EVICTED');
+    this.#open(`in:${remoteAddress}`, 'inbound', remoteAddress, host, false);
   }
 
   /** A greylisted inbound peer goes before the peer set's own choice. */

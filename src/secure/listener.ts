@@ -66,6 +66,13 @@ export interface SecureListenerOptions extends SecureConfig {
    * refusals get a REJECT carrying the reason.
    */
   readonly admit?: (remoteHost: string, remoteAddress: string) => Reason | undefined;
+  /**
+   * Called when a connection `admit` let through has also passed the
+   * listener's own caps and its handshake starts: the place for side effects
+   * of admission (recording the connection, evicting a peer to make room),
+   * which must not happen for a connection the caps then refuse.
+   */
+  readonly admitted?: (remoteHost: string, remoteAddress: string) => void;
 }
 
 /** Refusals that get no REJECT: a banned or denied host learns nothing. */
@@ -181,6 +188,11 @@ export class SecureListener {
     if (this.#work.available(now) <= 0) return this.#refuse(stream, 'HS_BUSY');
     this.#perHost.set(group, fromHost + 1);
     this.stats.handshakesInProgress++;
+    try {
+      o.admitted?.(stream.remoteHost, stream.remoteAddress);
+    } catch (e) {
+      console.error('pqnet: admitted threw', e);
+    }
     this.#pending.add(stream);
     const hs = Handshake.respond(
       {

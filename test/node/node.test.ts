@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { PqnetError } from '../../src/core/errors.ts';
 import type { PeerInfo } from '../../src/node/node.ts';
 import { Echo, payload, Tx, Vote } from '../mux/_types.ts';
-import { rejectsWith } from '../mux/_pair.ts';
+import { rejectsWith, settle } from '../mux/_pair.ts';
 import { testNodes, until } from './_nodes.ts';
 
 test('two nodes connect, exchange HELLO and identify, measure RTT, talk on channels and by request', async () => {
@@ -141,6 +141,30 @@ test('a full node evicts an unprotected inbound peer to admit a new one', async 
     assert.equal(reason.details?.remoteReason, 'PEER_EVICTED');
     await until(() => hub.peers().length === 2, 'two peers again');
     assert.deepEqual(hub.peers().map((p) => p.peerId).sort(), [c1.peerId, c3.peerId].sort());
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('a connection the listener\'s own caps refuse evicts nobody', async () => {
+  const t = testNodes();
+  try {
+    // Full after two inbound peers, and the listener allows 127.0.0.1 two handshakes (then one per 1,000 s).
+    const hub = t.make('hub', {
+      peerSet: { maxPeers: 3, maxOutbound: 1, maxPeersPerIp: 10, maxPeersPerSubnet: 10, protect: { subnets: 0, lowLatency: 0, useful: 0, longLived: 1 } },
+      limits: { handshakesPerHostPerSecond: 0.001, handshakeBurstPerHost: 2 },
+    });
+    const [c1, c2, c3] = [t.make('c1'), t.make('c2'), t.make('c3')];
+    for (const n of [hub, c1, c2, c3]) await n.start();
+    await c1.connect(hub.listenAddresses[0]!);
+    await c2.connect(hub.listenAddresses[0]!);
+    await until(() => hub.peers().filter((p) => p.state === 'active').length === 2, 'two inbound peers');
+    // The peer set would evict c2 for c3, but the listener's rate cap refuses c3 first.
+    const refused = await rejectsWith(c3.connect(hub.listenAddresses[0]!), 'HS_REJECTED');
+    assert.match(refused.message, /HS_RATE_LIMITED/);
+    await settle();
+    assert.deepEqual(hub.peers().map((p) => [p.peerId, p.state]).sort(), [[c1.peerId, 'active'], [c2.peerId, 'active']].sort());
+    assert.equal(hub.health().disconnects['PEER_EVICTED'], undefined);
   } finally {
     await t.cleanup();
   }
