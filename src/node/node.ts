@@ -260,16 +260,28 @@ export class Node extends EventEmitter<NodeEvents> {
   /**
    * Dial `address` and resolve once the peer is active. Rejects with the
    * reason (DIAL_FAILED, HS_*, PEER_BANNED, PEER_DUPLICATE, HELLO_*, ...).
+   * Resolves with the existing connection, without dialling, if the peer
+   * book knows who answers at `address` (or `peerId` is given) and that peer
+   * is connected. If the new connection is refused as a duplicate of another
+   * connection to the same peer (both sides dialled each other at once), it
+   * resolves with the connection that stays once it is active.
    */
   connect(address: string, options: { peerId?: string; mustConnect?: boolean } = {}): Promise<PeerInfo> {
+    // Already connected to whoever answers there (as far as the peer book knows): no new dial.
+    const known = options.peerId ?? this.#book?.get(address)?.peerId ?? undefined;
+    const existing = known === undefined ? undefined : this.#byPeerId(known);
+    if (existing !== undefined) return existing.state === 'active' ? Promise.resolve(this.#info(existing)) : this.#whenActive(existing);
+    let peer: Peer;
+    try {
+      peer = this.#dial(address, options.mustConnect === true, options.peerId);
+    } catch (e) {
+      return Promise.reject(toPqnetError(e));
+    }
+    return this.#whenActive(peer);
+  }
+
+  #whenActive(peer: Peer): Promise<PeerInfo> {
     return new Promise((resolve, reject) => {
-      let peer: Peer;
-      try {
-        peer = this.#dial(address, options.mustConnect === true, options.peerId);
-      } catch (e) {
-        reject(toPqnetError(e));
-        return;
-      }
       const onState = (s: PeerState): void => {
         if (s !== 'active') return;
         peer.off('closed', onClosed);
@@ -278,10 +290,35 @@ export class Node extends EventEmitter<NodeEvents> {
       };
       const onClosed = (reason: PqnetError): void => {
         peer.off('state', onState);
-        reject(reason);
+        const pid = peer.peerId?.toString();
+        if (pid === undefined || !isDuplicate(reason)) reject(reason);
+        else this.#whenPeerActive(pid, reason).then(resolve, reject);
       };
       peer.on('state', onState);
       peer.once('closed', onClosed);
+    });
+  }
+
+  /**
+   * The connection that won over a duplicate: it may still be in its handshake
+   * here (the remote finished first), so wait for it, at most a handshake and
+   * a HELLO long; rejects with `lost` if no connection to `pid` becomes active.
+   */
+  #whenPeerActive(pid: string, lost: PqnetError): Promise<PeerInfo> {
+    const winner = this.#byPeerId(pid);
+    if (winner !== undefined) return winner.state === 'active' ? Promise.resolve(this.#info(winner)) : this.#whenActive(winner);
+    return new Promise((resolve, reject) => {
+      const onActive = (info: PeerInfo): void => {
+        if (info.peerId !== pid) return;
+        this.off('peer:active', onActive);
+        this.#clock.clearTimer(timer);
+        resolve(info);
+      };
+      const timer = this.#clock.setTimer(this.limits.handshakeTimeoutMs + this.#timers.helloTimeoutMs, () => {
+        this.off('peer:active', onActive);
+        reject(lost);
+      });
+      this.on('peer:active', onActive);
     });
   }
 
@@ -563,19 +600,62 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     const pid = session.remotePeerId.toString();
     const banned = this.#bans?.isBanned({ peerId: pid, host: session.remoteHost }, this.#clock.wallNow());
-    const claim = banned !== undefined ? 'PEER_BANNED' : this.#peerSet.claimPeerId(peer.key, pid, this.peerId);
+    if (peer.direction === 'outbound') this.#learnPeerId(peer.address, pid);
+    let claim: Reason | undefined = banned !== undefined ? 'PEER_BANNED' : this.#peerSet.claimPeerId(peer.key, pid, this.peerId);
+    if (claim === 'PEER_DUPLICATE') claim = this.#tieBreak(peer, pid);
     // Refused peers get GOODBYE before HELLO: they learn nothing about this node.
     let refusal = claim === undefined ? undefined : new PqnetError(claim, pid);
+    // A must-connect peer's connection gets must-connect standing, whichever side dialled it.
+    const kept = refusal === undefined ? peer : this.#byPeerId(pid);
+    if (kept !== undefined && !kept.mustConnect && this.#mustConnectIds().has(pid)) {
+      this.#peerSet.markMustConnect(kept.key);
+      kept.mustConnect = true;
+    }
     if (refusal === undefined) {
       try {
         peer.attach(session);
         return;
       } catch (e) {
         refusal = toPqnetError(e);
+        // A malformed identify record: the authenticated peer is to blame.
+        this.#score(peer, pid, refusal.code);
       }
     }
     session.close(refusal.code, refusal.message);
     peer.failed(refusal);
+  }
+
+  /**
+   * A second connection to a peer is refused, except when the two run in
+   * opposite directions: then both dialled each other at about the same time,
+   * and each side refusing the other's would lose both. Both sides keep the
+   * connection that the lower peer-id dialled (closing the other with
+   * PEER_DUPLICATE), whichever authenticated first.
+   */
+  #tieBreak(peer: Peer, pid: string): 'PEER_DUPLICATE' | undefined {
+    const holder = this.#byPeerId(pid);
+    if (holder === undefined || holder.direction === peer.direction) return 'PEER_DUPLICATE';
+    const dialledByLower = this.peerId < pid ? 'outbound' : 'inbound';
+    if (peer.direction !== dialledByLower) return 'PEER_DUPLICATE';
+    this.#peerSet.claimPeerId(peer.key, pid, this.peerId, { supersede: true });
+    holder.close('PEER_DUPLICATE', 'simultaneous connections: keeping the one the lower peer-id dialled');
+    return undefined;
+  }
+
+  /** The handshake proved who answers at `address`: the book keeps it even if this connection loses a duplicate race. */
+  #learnPeerId(address: string, pid: string): void {
+    const e = this.#book?.get(address);
+    if (e !== undefined && e.peerId !== pid) this.#book?.add(address, e.source, this.#clock.wallNow(), pid);
+  }
+
+  /** Peer-ids of must-connect peers: configured, or learned by the peer book from a dial. */
+  #mustConnectIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const m of this.#config.mustConnect ?? []) {
+      const pid = m.peerId ?? this.#book?.get(m.address)?.peerId ?? undefined;
+      if (pid !== undefined) ids.add(pid);
+    }
+    return ids;
   }
 
   #installHandler(peer: Peer, requestId: number): void {
@@ -603,7 +683,12 @@ export class Node extends EventEmitter<NodeEvents> {
   #offense(peer: Peer, reason: Reason, detail: string): void {
     const pid = peer.peerId?.toString();
     this.emit('peer:offense', this.#info(peer), reason, detail);
-    if (pid === undefined || Reasons[reason].penalty === 0) return;
+    if (pid !== undefined) this.#score(peer, pid, reason);
+  }
+
+  /** Apply `reason`'s penalty to `pid`; a score that falls below the ban line bans it. */
+  #score(peer: Peer, pid: string, reason: Reason): void {
+    if (Reasons[reason].penalty === 0) return;
     const change = this.#scores.penalize(pid, reason, this.#clock.now());
     if (change.crossed && change.status === 'banned') this.#banForScore(peer, pid, reason);
   }
@@ -642,12 +727,10 @@ export class Node extends EventEmitter<NodeEvents> {
     this.#count(this.#disconnects, reason.code);
     const pid = peer.peerId?.toString();
     // A fault we detected that ends the connection costs the remote its penalty (violations, timeouts).
-    if (pid !== undefined && reason.code !== 'REMOTE_CLOSED' && Reasons[reason.code].penalty > 0) {
-      const change = this.#scores.penalize(pid, reason.code, this.#clock.now());
-      if (change.crossed && change.status === 'banned') this.#banForScore(peer, pid, reason.code);
-    }
-    if (peer.direction === 'outbound' && peer.activeAt === undefined) this.#book?.recordFailure(peer.address, reason.code, this.#clock.wallNow());
-    if (peer.mustConnect) this.#scheduleRedial(peer.address, peer.activeAt === undefined);
+    if (pid !== undefined && reason.code !== 'REMOTE_CLOSED') this.#score(peer, pid, reason.code);
+    // Losing a duplicate race says nothing about the address.
+    if (peer.direction === 'outbound' && peer.activeAt === undefined && !isDuplicate(reason)) this.#book?.recordFailure(peer.address, reason.code, this.#clock.wallNow());
+    if (peer.mustConnect && peer.direction === 'outbound') this.#scheduleRedial(peer.address, peer.activeAt === undefined && !isDuplicate(reason));
     this.emit('peer:closed', this.#info(peer), reason);
   }
 
@@ -669,21 +752,27 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   #fillOutbound(): void {
+    const book = this.#book;
+    if (book === undefined) return;
     const now = this.#clock.now();
     const connected = new Set([...this.#peers.values()].filter((p) => p.direction === 'outbound').map((p) => p.address));
     for (const m of this.#config.mustConnect ?? []) {
       if (connected.has(m.address)) continue;
+      // Connected already, whichever side dialled.
+      const pid = m.peerId ?? book.get(m.address)?.peerId ?? undefined;
+      if (pid !== undefined && this.#byPeerId(pid) !== undefined) continue;
       const r = this.#redial.get(m.address);
       if (r !== undefined && now < r.nextAt) continue;
       this.#tryDial(m.address, true, m.peerId);
       connected.add(m.address);
     }
     const room = this.#peerSet.options.maxOutbound - this.#peerSet.counts().outbound;
-    if (room <= 0 || this.#book === undefined) return;
+    if (room <= 0) return;
     const wall = this.#clock.wallNow();
     const greylisted = new Set(this.#scores.snapshot(now).filter((s) => s.status !== 'neutral' && s.status !== 'trusted').map((s) => s.peerId));
-    for (const e of this.#book.dialCandidates(wall, room, connected)) {
-      if (e.source === 'inbound' || (e.peerId !== null && (greylisted.has(e.peerId) || this.#byPeerId(e.peerId) !== undefined || e.peerId === this.peerId))) continue;
+    for (const e of book.dialCandidates(wall, room, connected)) {
+      // Must-connect addresses are the loop above's, with their own backoff.
+      if (e.source === 'inbound' || e.source === 'must-connect' || (e.peerId !== null && (greylisted.has(e.peerId) || this.#byPeerId(e.peerId) !== undefined || e.peerId === this.peerId))) continue;
       this.#tryDial(e.address, false, e.peerId ?? undefined);
     }
   }
@@ -747,4 +836,9 @@ export class Node extends EventEmitter<NodeEvents> {
       requestsInFlight: stats?.requestsInFlight ?? 0,
     };
   }
+}
+
+/** Closed because another connection to the same peer won: refused here or by the remote. */
+function isDuplicate(reason: PqnetError): boolean {
+  return reason.code === 'PEER_DUPLICATE' || (reason.code === 'REMOTE_CLOSED' && reason.details?.['remoteReason'] === 'PEER_DUPLICATE');
 }

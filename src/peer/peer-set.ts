@@ -236,10 +236,12 @@ export class PeerSet {
    * our own id and `PEER_DUPLICATE` if another connection already holds it
    * (the existing one wins: the caller closes this one); in both cases the
    * slot is left unchanged. Otherwise records the id and returns `undefined`.
+   * With `supersede`, a duplicate takes the id over instead (the caller closes
+   * the previous holder, which keeps its `peerId` but is no longer indexed).
    * Throws `INVALID_ARGUMENT` for an unknown key or a slot that already
    * holds a different id.
    */
-  claimPeerId(key: string, peerId: string, selfPeerId: string): 'PEER_SELF' | 'PEER_DUPLICATE' | undefined {
+  claimPeerId(key: string, peerId: string, selfPeerId: string, options: { supersede?: boolean } = {}): 'PEER_SELF' | 'PEER_DUPLICATE' | undefined {
     const slot = this.get(key);
     if (slot === undefined) throw new PqnetError('INVALID_ARGUMENT', `unknown connection key ${JSON.stringify(key)}`);
     if (slot.peerId !== undefined && slot.peerId !== peerId) {
@@ -247,10 +249,31 @@ export class PeerSet {
     }
     if (peerId === selfPeerId) return 'PEER_SELF';
     const holder = this.#byPeerId.get(peerId);
-    if (holder !== undefined && holder !== slot) return 'PEER_DUPLICATE';
+    if (holder !== undefined && holder !== slot && options.supersede !== true) return 'PEER_DUPLICATE';
     (slot as { peerId: string | undefined }).peerId = peerId;
     this.#byPeerId.set(peerId, slot);
     return undefined;
+  }
+
+  /**
+   * Count connection `key` as a must-connect peer from now on (an inbound
+   * connection that authenticated as a configured must-connect peer-id): it
+   * leaves the quotas and per-IP/per-subnet counts, and cannot be evicted.
+   */
+  markMustConnect(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined || entry.slot.mustConnect) return;
+    const { slot } = entry;
+    if (slot.direction === 'inbound') {
+      this.#inbound--;
+      this.#mustIn++;
+    } else {
+      this.#outbound--;
+      this.#mustOut++;
+    }
+    bump(this.#perIp, entry.ip, -1);
+    bump(this.#perSubnet, entry.subnet, -1);
+    (slot as { mustConnect: boolean }).mustConnect = true;
   }
 
   byPeerId(peerId: string): Slot | undefined {

@@ -92,7 +92,8 @@ export class Peer extends EventEmitter<PeerEvents> {
   readonly direction: Direction;
   /** Dialled address (outbound) or the remote's socket address (inbound). */
   readonly address: string;
-  readonly mustConnect: boolean;
+  /** Set at construction for a must-connect dial; the node also sets it when an inbound connection authenticates as a must-connect peer-id. */
+  mustConnect: boolean;
   readonly openedAt: number;
   state: PeerState;
   host: string;

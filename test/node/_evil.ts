@@ -44,6 +44,8 @@ export interface EvilOptions {
   /** Answer the node's HELLO with HelloAck OK (default true). */
   readonly autoAck?: boolean;
   readonly limits?: Partial<Limits>;
+  /** Raw identify bytes sent in AUTH instead of a valid record. */
+  readonly identify?: Uint8Array;
 }
 
 export interface HelloFields {
@@ -94,7 +96,7 @@ export function evilConfig(o: EvilOptions): SecureConfig {
     chainId: o.chainId ?? CHAIN,
     policy: compilePolicy(DEFAULT_POLICY, provider),
     limits: makeLimits(o.limits),
-    identify: encodeIdentify({ listenAddresses: [], agent: `evil/${o.name}`, protocols: [...(o.protocols ?? [])] }),
+    identify: o.identify ?? encodeIdentify({ listenAddresses: [], agent: `evil/${o.name}`, protocols: [...(o.protocols ?? [])] }),
     registry: evilRegistry(o.types),
   };
 }

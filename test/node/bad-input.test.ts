@@ -503,3 +503,22 @@ test('9. no HELLO at all: closed with HELLO_TIMEOUT', async () => {
     await t.cleanup();
   }
 });
+
+test('10. a malformed identify record: closed with its MSG_* reason before HELLO, and the peer-id pays the penalty', async () => {
+  const t = testNodes();
+  const ev = new Evils();
+  try {
+    const node = t.make('n-identify');
+    await node.start();
+    // Valid canonical CBOR, wrong shape: [listen addresses, agent, protocols] expected.
+    const evil = await ev.connect(node.listenAddresses[0]!, { name: 'evil-identify', identify: encodeCbor(['not', 'an', 'identify', 'record']) });
+    const reason = await within(evil.closed, 10_000, 'the node to close');
+    assert.equal(remoteReason(reason), 'MSG_SCHEMA', reason.message);
+    assert.ok(!evil.inbound.some((m) => m.type.name === 'hello'), 'no HELLO for a refused peer');
+    await until(() => node.peers().length === 0, 'the peer to be gone');
+    near(node.health().scores.lowest, NEUTRAL - Reasons.MSG_SCHEMA.penalty, 0.5, 'score');
+  } finally {
+    ev.cleanup();
+    await t.cleanup();
+  }
+});

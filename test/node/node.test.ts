@@ -73,15 +73,81 @@ test('one connection per peer-id, no connection to ourselves', async () => {
     await a.start();
     await b.start();
     await a.connect(b.listenAddresses[0]!);
-    // b dialling a while a is connected to b: the second connection is refused.
-    await rejectsWith(b.connect(a.listenAddresses[0]!), 'PEER_DUPLICATE');
-    await rejectsWith(a.connect(b.listenAddresses[0]!), 'PEER_DUPLICATE');
+    // b dialling a while a is connected to b: one of the two connections is refused on both
+    // sides (the one the higher peer-id dialled), and connect() resolves with the one that stays.
+    const again = await b.connect(a.listenAddresses[0]!);
+    assert.equal(again.peerId, a.peerId);
+    await until(() => a.peers().length === 1 && b.peers().length === 1, 'one connection each');
+    assert.equal((a.health().disconnects['PEER_DUPLICATE'] ?? 0) + (a.health().disconnects['REMOTE_CLOSED'] ?? 0), 1, JSON.stringify(a.health().disconnects));
+    // a knows who answers at b's address: connecting again resolves with the connection it has.
+    const kept = a.peers()[0]!;
+    const twice = await a.connect(b.listenAddresses[0]!);
+    assert.equal(twice.key, kept.key);
     const self = await a.connect(a.listenAddresses[0]!).then(
       () => 'connected',
       (e: PqnetError) => e.code,
     );
     assert.ok(['HS_SELF_CONNECT', 'PEER_SELF'].includes(self), self);
     await until(() => a.peers().length === 1 && b.peers().length === 1, 'one peer each');
+    assert.equal(a.peers()[0]!.key, kept.key);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('simultaneous dials: both sides keep the connection the lower peer-id dialled', async () => {
+  const t = testNodes();
+  try {
+    const a = t.make('a');
+    const b = t.make('b');
+    await a.start();
+    await b.start();
+    const lower = a.peerId < b.peerId ? a : b;
+    for (let round = 0; round < 5; round++) {
+      const [ab, ba] = await Promise.all([a.connect(b.listenAddresses[0]!), b.connect(a.listenAddresses[0]!)]);
+      assert.equal(ab.peerId, b.peerId);
+      assert.equal(ba.peerId, a.peerId);
+      await until(() => a.peers().length === 1 && b.peers().length === 1, `round ${round}: one connection each`);
+      const [pa, pb] = [a.peers()[0]!, b.peers()[0]!];
+      assert.equal(pa.state, 'active');
+      assert.equal(pb.state, 'active');
+      // The same connection on both sides: outbound at the lower peer-id.
+      assert.equal(pa.direction, lower === a ? 'outbound' : 'inbound', `round ${round}`);
+      assert.equal(pb.direction, lower === b ? 'outbound' : 'inbound', `round ${round}`);
+      const gone = once(b, 'peer:closed');
+      a.disconnect(b.peerId);
+      await gone;
+      await until(() => a.peers().length === 0 && b.peers().length === 0, `round ${round}: disconnected`);
+    }
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('must-connect peers configured on both sides settle on one connection', async () => {
+  const t = testNodes();
+  try {
+    const b = t.make('b');
+    await b.start();
+    const bAddress = b.listenAddresses[0]!;
+    await b.stop();
+    const a = t.make('a');
+    await a.start();
+    const aAddress = a.listenAddresses[0]!;
+    await a.stop();
+    const a2 = t.make('a', { listen: [aAddress], mustConnect: [{ address: bAddress }] });
+    const b2 = t.make('b', { listen: [bAddress], mustConnect: [{ address: aAddress }] });
+    await Promise.all([a2.start(), b2.start()]);
+    await until(() => a2.peers().some((p) => p.state === 'active') && b2.peers().some((p) => p.state === 'active'), 'connected');
+    // Several maintenance rounds (50 ms each): no further dials, and the one connection stays.
+    const closedBefore = Object.values(a2.health().disconnects).reduce((x, y) => x + y, 0);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(a2.peers().length, 1);
+    assert.equal(b2.peers().length, 1);
+    assert.equal(Object.values(a2.health().disconnects).reduce((x, y) => x + y, 0), closedBefore, JSON.stringify(a2.health().disconnects));
+    // Both sides hold it as a must-connect peer, whichever side dialled it.
+    assert.equal(a2.peers()[0]!.mustConnect, true);
+    assert.equal(b2.peers()[0]!.mustConnect, true);
   } finally {
     await t.cleanup();
   }

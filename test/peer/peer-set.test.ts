@@ -258,6 +258,32 @@ test('claimPeerId: self, duplicate (the existing connection wins), then recorded
   assert.equal(set.byPeerId('P')?.key, 'first', 'removing the refused duplicate keeps the winner indexed');
 });
 
+test('claimPeerId with supersede: the newcomer takes the id over; removing the old holder keeps it indexed', () => {
+  const set = new PeerSet();
+  add(set, '10.0.0.1', { key: 'old' });
+  add(set, '10.0.0.1', { key: 'new', direction: 'outbound' });
+  assert.equal(set.claimPeerId('old', 'P', 'ME'), undefined);
+  assert.equal(set.claimPeerId('new', 'P', 'ME', { supersede: true }), undefined);
+  assert.equal(set.byPeerId('P')?.key, 'new');
+  set.remove('old');
+  assert.equal(set.byPeerId('P')?.key, 'new');
+});
+
+test('markMustConnect moves a connection out of the quotas and per-IP counts, and out of eviction', () => {
+  const set = new PeerSet({ maxPeers: 3, maxOutbound: 1, maxPeersPerIp: 2 });
+  add(set, '10.0.0.1', { key: 'a', active: true });
+  add(set, '10.0.0.1', { key: 'b', active: true });
+  assert.equal(set.admitInbound('10.0.0.1', 0).ok, false, 'per-IP cap reached');
+  set.markMustConnect('a');
+  set.markMustConnect('a'); // idempotent
+  assert.equal(set.get('a')?.mustConnect, true);
+  assert.deepEqual(set.counts(), { total: 2, inbound: 2, outbound: 0, mustConnect: 1, active: 2 });
+  assert.equal(set.admitInbound('10.0.0.1', 0).ok, true, 'room on the IP again');
+  assert.notEqual(set.selectEviction(0), 'a');
+  set.remove('a');
+  assert.deepEqual(set.counts(), { total: 1, inbound: 1, outbound: 0, mustConnect: 0, active: 1 });
+});
+
 // ---- eviction ----
 
 /** Active inbound candidate. */
