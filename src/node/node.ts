@@ -290,8 +290,8 @@ export class Node extends EventEmitter<NodeEvents> {
       };
       const onClosed = (reason: PqnetError): void => {
         peer.off('state', onState);
-        const pid = peer.peerId?.toString();
-        if (pid === undefined || !isDuplicate(reason)) reject(reason);
+        const pid = peer.peerId?.toString() ?? reason.details?.['peerId'];
+        if (typeof pid !== 'string' || !isDuplicate(reason)) reject(reason);
         else this.#whenPeerActive(pid, reason).then(resolve, reject);
       };
       peer.on('state', onState);
@@ -604,7 +604,8 @@ export class Node extends EventEmitter<NodeEvents> {
     let claim: Reason | undefined = banned !== undefined ? 'PEER_BANNED' : this.#peerSet.claimPeerId(peer.key, pid, this.peerId);
     if (claim === 'PEER_DUPLICATE') claim = this.#tieBreak(peer, pid);
     // Refused peers get GOODBYE before HELLO: they learn nothing about this node.
-    let refusal = claim === undefined ? undefined : new PqnetError(claim, pid);
+    // The peer-id travels in the error: the refused connection never attaches, and connect() needs it.
+    let refusal = claim === undefined ? undefined : new PqnetError(claim, pid, { details: { peerId: pid } });
     // A must-connect peer's connection gets must-connect standing, whichever side dialled it.
     const kept = refusal === undefined ? peer : this.#byPeerId(pid);
     if (kept !== undefined && !kept.mustConnect && this.#mustConnectIds().has(pid)) {
@@ -769,10 +770,11 @@ export class Node extends EventEmitter<NodeEvents> {
     const room = this.#peerSet.options.maxOutbound - this.#peerSet.counts().outbound;
     if (room <= 0) return;
     const wall = this.#clock.wallNow();
+    const configured = new Set((this.#config.mustConnect ?? []).map((m) => m.address));
     const greylisted = new Set(this.#scores.snapshot(now).filter((s) => s.status !== 'neutral' && s.status !== 'trusted').map((s) => s.peerId));
     for (const e of book.dialCandidates(wall, room, connected)) {
       // Must-connect addresses are the loop above's, with their own backoff.
-      if (e.source === 'inbound' || e.source === 'must-connect' || (e.peerId !== null && (greylisted.has(e.peerId) || this.#byPeerId(e.peerId) !== undefined || e.peerId === this.peerId))) continue;
+      if (e.source === 'inbound' || configured.has(e.address) || (e.peerId !== null && (greylisted.has(e.peerId) || this.#byPeerId(e.peerId) !== undefined || e.peerId === this.peerId))) continue;
       this.#tryDial(e.address, false, e.peerId ?? undefined);
     }
   }

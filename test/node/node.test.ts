@@ -72,16 +72,18 @@ test('one connection per peer-id, no connection to ourselves', async () => {
     const b = t.make('b');
     await a.start();
     await b.start();
-    await a.connect(b.listenAddresses[0]!);
-    // b dialling a while a is connected to b: one of the two connections is refused on both
-    // sides (the one the higher peer-id dialled), and connect() resolves with the one that stays.
-    const again = await b.connect(a.listenAddresses[0]!);
-    assert.equal(again.peerId, a.peerId);
+    const [lo, hi] = a.peerId < b.peerId ? [a, b] : [b, a];
+    const kept = await lo.connect(hi.listenAddresses[0]!);
+    // hi dialling lo while lo is connected to hi: hi's connection is the one the higher peer-id
+    // dialled, so both sides refuse it, and connect() resolves with the connection that stays.
+    const again = await hi.connect(lo.listenAddresses[0]!);
+    assert.equal(again.peerId, lo.peerId);
+    assert.equal(again.direction, 'inbound');
     await until(() => a.peers().length === 1 && b.peers().length === 1, 'one connection each');
-    assert.equal((a.health().disconnects['PEER_DUPLICATE'] ?? 0) + (a.health().disconnects['REMOTE_CLOSED'] ?? 0), 1, JSON.stringify(a.health().disconnects));
-    // a knows who answers at b's address: connecting again resolves with the connection it has.
-    const kept = a.peers()[0]!;
-    const twice = await a.connect(b.listenAddresses[0]!);
+    assert.equal(lo.peers()[0]!.key, kept.key);
+    assert.equal((hi.health().disconnects['PEER_DUPLICATE'] ?? 0) + (hi.health().disconnects['REMOTE_CLOSED'] ?? 0), 1, JSON.stringify(hi.health().disconnects));
+    // lo knows who answers at hi's address: connecting again resolves with the connection it has.
+    const twice = await lo.connect(hi.listenAddresses[0]!);
     assert.equal(twice.key, kept.key);
     const self = await a.connect(a.listenAddresses[0]!).then(
       () => 'connected',
@@ -89,7 +91,7 @@ test('one connection per peer-id, no connection to ourselves', async () => {
     );
     assert.ok(['HS_SELF_CONNECT', 'PEER_SELF'].includes(self), self);
     await until(() => a.peers().length === 1 && b.peers().length === 1, 'one peer each');
-    assert.equal(a.peers()[0]!.key, kept.key);
+    assert.equal(lo.peers()[0]!.key, kept.key);
   } finally {
     await t.cleanup();
   }
