@@ -18,7 +18,9 @@
  * tcp-raw and aead-stream apply the same back-pressure rule as SecureSession
  * (write until 4 MiB are queued, limits.maxWriteBufferBytes, then wait for
  * 'drain'); pqnet awaits `session.drained()` when `sendFrame` returns false;
- * libp2p awaits `stream.onDrain()` when `send` returns false.
+ * libp2p waits while `send` returns false or 4 MiB are queued (sendLibp2p in
+ * bench/_libp2p.ts; not `stream.onDrain()`, which stops waiting after the
+ * first drain in @libp2p/utils 7.4.1).
  */
 import crypto from 'node:crypto';
 import { once } from 'node:events';
@@ -31,7 +33,7 @@ import { PeerId } from '../src/secure/identity.ts';
 import { dialSecure } from '../src/secure/listener.ts';
 import type { ProviderName } from '../src/secure/provider.ts';
 import { TcpTransport } from '../src/transport/tcp.ts';
-import { createNode, LIBP2P_IMPL, LIBP2P_SINK_PROTOCOL } from './_libp2p.ts';
+import { createNode, LIBP2P_IMPL, LIBP2P_SINK_PROTOCOL, sendLibp2p } from './_libp2p.ts';
 import { aeadOffer, benchConfig } from './_pqnet.ts';
 import { emit, emitEnvironment, log, mbPerSecond, median, MiB, round, selected, withChild, type BenchOptions, type Child, type Json } from './_util.ts';
 
@@ -181,9 +183,9 @@ const PLANS: readonly Plan[] = [
               let sent = 0;
               while (sent < total) {
                 const n = Math.min(RECORD_BYTES, total - sent);
-                const ok = stream.send(slice(n));
+                const wait = sendLibp2p(stream, slice(n));
                 sent += n;
-                if (!ok) await stream.onDrain();
+                if (wait !== undefined) await wait;
               }
               // Closes our writable end once everything queued is handed to yamux;
               // the receiver reports when the remote close arrives, after the data.

@@ -8,6 +8,10 @@
  * overhead and quadratic reads for one 64 KiB frame). Chunks shorter than
  * SMALL_CHUNK_BYTES are copied into a shared tail buffer, so the number of
  * chunks held is at most about `length / SMALL_CHUNK_BYTES` plus the large ones.
+ *
+ * An empty queue holds no buffer at all: every idle connection has one queue
+ * (the frame splitter's), so a tail kept past the last byte would cost each of
+ * them TAIL_CAPACITY bytes for nothing (a drained tail is never written again).
  */
 export const SMALL_CHUNK_BYTES = 4_096;
 const TAIL_CAPACITY = 16_384;
@@ -17,10 +21,11 @@ export class ByteQueue {
   #first = 0; // index of the first live chunk in #chunks
   #head = 0; // offset into #chunks[#first]
   #length = 0;
-  // The tail buffer small chunks are copied into; the last chunk is a view of it while `#tailOpen`.
+  // The tail buffer small chunks are copied into. Defined only while the last
+  // chunk is a view of it that may still grow; dropped as soon as it may not (a
+  // large chunk follows, or the queue empties), so it is never kept for nothing.
   #tail: Uint8Array | undefined;
   #tailUsed = 0;
-  #tailOpen = false;
 
   get length(): number {
     return this.#length;
@@ -32,10 +37,10 @@ export class ByteQueue {
     this.#length += n;
     if (n >= SMALL_CHUNK_BYTES) {
       this.#chunks.push(chunk);
-      this.#tailOpen = false;
+      this.#tail = undefined;
       return;
     }
-    if (this.#tailOpen && this.#tail !== undefined && this.#tailUsed + n <= this.#tail.length) {
+    if (this.#tail !== undefined && this.#tailUsed + n <= this.#tail.length) {
       // Grow the last chunk (a view of the tail) in place.
       const start = this.#tailUsed - this.#chunks[this.#chunks.length - 1]!.length;
       this.#tail.set(chunk, this.#tailUsed);
@@ -46,7 +51,6 @@ export class ByteQueue {
     this.#tail = new Uint8Array(TAIL_CAPACITY);
     this.#tail.set(chunk, 0);
     this.#tailUsed = n;
-    this.#tailOpen = true;
     this.#chunks.push(this.#tail.subarray(0, n));
   }
 
@@ -103,10 +107,12 @@ export class ByteQueue {
       this.#first++;
     }
     if (this.#first === this.#chunks.length) {
-      // Empty: start over (the tail's remaining room is not reused).
+      // Empty: start over, holding nothing. The tail's remaining room is not
+      // reused; views already taken from it keep it alive as long as they need it.
       this.#chunks = [];
       this.#first = 0;
-      this.#tailOpen = false;
+      this.#tail = undefined;
+      this.#tailUsed = 0;
     } else if (this.#first > 64) {
       this.#chunks = this.#chunks.slice(this.#first);
       this.#first = 0;
@@ -116,5 +122,19 @@ export class ByteQueue {
   /** Chunks held (for tests of the coalescing bound). */
   get chunkCount(): number {
     return this.#chunks.length - this.#first;
+  }
+
+  /**
+   * Bytes of memory the queue keeps alive: the whole backing buffer of every
+   * chunk it holds (each counted once, whatever views of it are held) and of
+   * the tail. For tests and diagnostics; O(chunks held).
+   */
+  get retainedBytes(): number {
+    const buffers = new Set<ArrayBufferLike>();
+    for (let c = this.#first; c < this.#chunks.length; c++) buffers.add(this.#chunks[c]!.buffer);
+    if (this.#tail !== undefined) buffers.add(this.#tail.buffer);
+    let bytes = 0;
+    for (const b of buffers) bytes += b.byteLength;
+    return bytes;
   }
 }

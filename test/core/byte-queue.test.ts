@@ -142,3 +142,37 @@ test('large chunks are kept as views, small ones coalesced between them', () => 
   assert.deepEqual([...q.take(2)], [1, 2]);
   assert.equal(q.take(10_000).length, 10_000);
 });
+
+test('an emptied queue holds no buffer; small chunks pushed afterwards are coalesced again', () => {
+  const q = new ByteQueue();
+  assert.equal(q.retainedBytes, 0);
+  for (let i = 0; i < 100; i++) q.push(Uint8Array.of(i));
+  assert.equal(q.chunkCount, 1, 'coalesced into one tail');
+  const tail = q.retainedBytes;
+  assert.ok(tail >= 100, `retained ${tail}`);
+  q.take(99);
+  assert.equal(q.retainedBytes, tail, 'a byte still queued keeps its buffer');
+  const last = q.take(1);
+  assert.equal(last[0], 99);
+  // An idle connection's splitter sits here: nothing queued, nothing retained.
+  assert.equal(q.retainedBytes, 0);
+  assert.equal(last[0], 99, 'a view taken before the queue emptied stays valid');
+  for (let i = 0; i < 100; i++) q.push(Uint8Array.of(i));
+  assert.equal(q.chunkCount, 1);
+  assert.deepEqual([...q.drain()], Array.from({ length: 100 }, (_, i) => i));
+  assert.equal(q.retainedBytes, 0);
+});
+
+test('a tail that can no longer grow is not retained once its bytes are consumed', () => {
+  const q = new ByteQueue();
+  const big = new Uint8Array(10_000).fill(7);
+  q.push(Uint8Array.of(1, 2, 3));
+  q.push(big);
+  q.take(3);
+  // Only the large chunk is held now; the tail it followed is garbage.
+  assert.equal(q.retainedBytes, big.buffer.byteLength);
+  q.push(Uint8Array.of(4));
+  q.take(10_000);
+  assert.deepEqual([...q.drain()], [4]);
+  assert.equal(q.retainedBytes, 0);
+});
