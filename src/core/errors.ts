@@ -122,6 +122,9 @@ export const Reasons = {
   STORE_CORRUPT: { wire: 901, penalty: 0, description: 'store file is corrupt or of an unknown schema' },
   STORE_IO: { wire: 902, penalty: 0, description: 'store read or write failed' },
   STORE_LOCKED: { wire: 903, penalty: 0, description: 'store is in use by another process' },
+
+  // Operator surface: configuration, command line, HTTP API (local).
+  CONFIG_INVALID: { wire: 1000, penalty: 0, description: 'invalid configuration' },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof Reasons;

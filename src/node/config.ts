@@ -1,0 +1,417 @@
+/**
+ * Node configuration (DESIGN.md, Node and operations): a TOML file, then
+ * `PQNET_*` environment variables, then command-line flags, each overriding
+ * the one before; every setting has a default (docs/CONFIG.md lists them).
+ *
+ * The three sources are merged into one raw tree of TOML-style keys
+ * (`peers.max_peers`) that remembers where each value came from, and the tree
+ * is validated by one zod schema: an unknown key, a wrong type or an
+ * out-of-range value fails with CONFIG_INVALID naming the key, its source and
+ * what is allowed. Environment variable names follow the keys:
+ * `peers.max_peers` is `PQNET_PEERS_MAX_PEERS`. Their values are read as TOML
+ * values when they parse as one (`20`, `true`, `["a", "b"]`) and as strings
+ * otherwise; list settings also take a comma-separated string.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { PqnetError } from '../core/errors.ts';
+import { DEFAULT_LIMITS, type Limits } from '../core/limits.ts';
+import { normalizeCidr } from '../core/ip.ts';
+import { DEFAULT_RATE_LIMITS, type RateLimits } from '../peer/limiter.ts';
+import { DEFAULT_PEER_SET_OPTIONS } from '../peer/peer-set.ts';
+import { AEAD_ALGS, KEM_ALGS, SIG_ALGS, type AeadAlg, type KemAlg, type SigAlg } from '../secure/algorithms.ts';
+import { PeerId } from '../secure/identity.ts';
+import { DEFAULT_POLICY, type AlgorithmPolicy } from '../secure/policy.ts';
+import { parseHostPort } from '../transport/address.ts';
+import type { MustConnectPeer } from './node.ts';
+
+/** Larger configuration files are refused unread. */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+export const DEFAULT_LISTEN = 'tcp://127.0.0.1:41000';
+export const DEFAULT_API_LISTEN = '127.0.0.1:41080';
+export const DEFAULT_CHAIN_ID = 1;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+// ---- Schema ----
+
+/** A list setting: an array, or (from the environment or a flag) a comma-separated string. */
+function list<T extends z.ZodType>(item: T, min = 0) {
+  return z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
+        : v,
+    z.array(item).min(min).max(256),
+  );
+}
+
+const address = z.string().superRefine((v, ctx) => {
+  try {
+    parseHostPort(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `${(e as Error).message}` });
+  }
+});
+
+const tcpAddress = address.refine((v) => v.startsWith('tcp://'), { message: 'only tcp:// addresses are supported by this version' });
+
+const peerId = z.string().superRefine((v, ctx) => {
+  try {
+    PeerId.parse(v);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'not a peer id (pq1...)' });
+  }
+});
+
+const cidr = z.string().superRefine((v, ctx) => {
+  try {
+    normalizeCidr(v);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'not an IP address or CIDR range' });
+  }
+});
+
+/** `tcp://host:port`, `PEERID@tcp://host:port`, or `{ address, peer_id }`. */
+const mustConnect = z.union([
+  z.string().transform((v, ctx): MustConnectPeer => {
+    const at = v.indexOf('@');
+    const addr = at < 0 ? v : v.slice(at + 1);
+    const pid = at < 0 ? undefined : v.slice(0, at);
+    try {
+      parseHostPort(addr);
+      if (pid !== undefined) PeerId.parse(pid);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `expected tcp://host:port or PEERID@tcp://host:port: ${(e as Error).message}` });
+      return z.NEVER;
+    }
+    return pid === undefined ? { address: addr } : { address: addr, peerId: pid };
+  }),
+  z.strictObject({ address: tcpAddress, peer_id: peerId.optional() }).transform((v): MustConnectPeer => (v.peer_id === undefined ? { address: v.address } : { address: v.address, peerId: v.peer_id })),
+]);
+
+const count = (min: number, max: number) => z.int().min(min).max(max);
+
+const snake = (k: string): string => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** `[limits]`: every key of `Limits`, in snake_case, a non-negative number. */
+const limitsSection = z.strictObject(Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [snake(k), z.number().min(0).optional()])) as Record<string, z.ZodOptional<z.ZodNumber>>);
+
+const sections = {
+  peers: z.strictObject({
+    max_peers: count(1, 100_000).default(DEFAULT_PEER_SET_OPTIONS.maxPeers),
+    max_outbound: count(0, 10_000).default(DEFAULT_PEER_SET_OPTIONS.maxOutbound),
+    max_per_ip: count(1, 100_000).default(DEFAULT_PEER_SET_OPTIONS.maxPeersPerIp),
+    max_per_subnet: count(1, 100_000).default(DEFAULT_PEER_SET_OPTIONS.maxPeersPerSubnet),
+    must_connect: list(mustConnect).default([]),
+    allow: list(cidr).default([]),
+    deny: list(cidr).default([]),
+  }),
+  rate: z.strictObject({
+    messages_per_second: z.number().positive().max(1e9).default(DEFAULT_RATE_LIMITS.messagesPerSecond),
+    bytes_per_second: z.number().positive().max(1e12).default(DEFAULT_RATE_LIMITS.bytesPerSecond),
+  }),
+  limits: limitsSection,
+  crypto: z.strictObject({
+    kem: list(z.enum(KEM_ALGS as [KemAlg, ...KemAlg[]]), 1).default([...DEFAULT_POLICY.kem]),
+    aead: list(z.enum(AEAD_ALGS as [AeadAlg, ...AeadAlg[]]), 1).default([...DEFAULT_POLICY.aead]),
+    sig: list(z.enum(SIG_ALGS as [SigAlg, ...SigAlg[]]), 1).default([...DEFAULT_POLICY.sig]),
+    /** Algorithm of the key generated at first start. */
+    identity: z.enum(SIG_ALGS as [SigAlg, ...SigAlg[]]).default('ml-dsa-65'),
+  }),
+  api: z.strictObject({
+    enabled: z.boolean().default(true),
+    listen: z.string().default(DEFAULT_API_LISTEN),
+    token: z.string().min(16).max(256).optional(),
+    max_body_bytes: count(256, 1024 * 1024).default(16 * 1024),
+  }),
+  log: z.strictObject({
+    level: z.enum(LOG_LEVELS).default('info'),
+    format: z.enum(['json', 'text']).default('json'),
+  }),
+};
+
+const ConfigSchema = z.strictObject({
+  data_dir: z.string().min(1).optional(),
+  chain_id: count(0, 0xffff_ffff).default(DEFAULT_CHAIN_ID),
+  db: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  listen: list(tcpAddress).default([DEFAULT_LISTEN]),
+  announce: list(address).default([]),
+  seeds: list(tcpAddress).default([]),
+  agent: z.string().min(1).max(64).default('pqnet/0.1'),
+  peers: sections.peers.default(sections.peers.parse({})),
+  rate: sections.rate.default(sections.rate.parse({})),
+  limits: sections.limits.default({}),
+  crypto: sections.crypto.default(sections.crypto.parse({})),
+  api: sections.api.default(sections.api.parse({})),
+  log: sections.log.default(sections.log.parse({})),
+});
+
+type RawConfig = z.output<typeof ConfigSchema>;
+
+// ---- The validated configuration ----
+
+export interface ResolvedConfig {
+  readonly dataDir: string;
+  readonly chainId: number;
+  /** SQLite file of the peer book and bans. */
+  readonly dbPath: string;
+  /** Identity key file (generated at first start if missing). */
+  readonly keyPath: string;
+  /** Where the API token is kept when none is configured. */
+  readonly tokenPath: string;
+  readonly listen: readonly string[];
+  readonly announce: readonly string[];
+  readonly seeds: readonly string[];
+  readonly agent: string;
+  readonly peers: {
+    readonly maxPeers: number;
+    readonly maxOutbound: number;
+    readonly maxPeersPerIp: number;
+    readonly maxPeersPerSubnet: number;
+    readonly mustConnect: readonly MustConnectPeer[];
+    readonly allow: readonly string[];
+    readonly deny: readonly string[];
+  };
+  readonly rateLimits: RateLimits;
+  readonly limits: Partial<Limits>;
+  readonly policy: AlgorithmPolicy;
+  readonly identityAlg: SigAlg;
+  readonly api: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly token: string | undefined; readonly maxBodyBytes: number };
+  readonly log: { readonly level: LogLevel; readonly format: 'json' | 'text' };
+  /** Where each set value came from (`file x.toml`, `env PQNET_...`, `flag --...`), by key. */
+  readonly sources: ReadonlyMap<string, string>;
+}
+
+/** One configuration source: a tree of TOML-style keys, and how to name it in errors. */
+export interface ConfigLayer {
+  readonly values: Record<string, unknown>;
+  /** Describes where a key came from, e.g. `(k) => 'flag --max-peers'`. */
+  readonly describe: (key: string) => string;
+}
+
+export interface LoadConfigOptions {
+  /** A TOML file; a missing file is an error only if it was named explicitly. */
+  readonly file?: string;
+  readonly fileRequired?: boolean;
+  /** Usually `process.env`; only `PQNET_*` names are read. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Values from command-line flags (already keyed like the TOML file). */
+  readonly flags?: ConfigLayer;
+  /** Default data directory (`~/.pqnet`). */
+  readonly homeDir?: string;
+}
+
+function invalid(message: string): PqnetError {
+  return new PqnetError('CONFIG_INVALID', message);
+}
+
+/** Read a TOML configuration file into a layer. */
+export function readConfigFile(file: string): ConfigLayer {
+  let text: string;
+  try {
+    const buf = readFileSync(file);
+    if (buf.length > MAX_CONFIG_FILE_BYTES) throw invalid(`${file}: ${buf.length} bytes, larger than ${MAX_CONFIG_FILE_BYTES}`);
+    text = buf.toString('utf8');
+  } catch (e) {
+    if (e instanceof PqnetError) throw e;
+    throw invalid(`${file}: ${(e as Error).message}`);
+  }
+  let values: Record<string, unknown>;
+  try {
+    values = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    const { line, column } = e as { line?: number; column?: number };
+    const at = line === undefined ? '' : ` at line ${line}${column === undefined ? '' : `, column ${column}`}`;
+    throw invalid(`${file}${at}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return { values, describe: () => `file ${file}` };
+}
+
+/** Every key the schema knows, `section.key` for nested ones. */
+export function configKeys(): string[] {
+  const keys: string[] = [];
+  for (const k of Object.keys(ConfigSchema.shape)) {
+    const section = (sections as Record<string, z.ZodObject | undefined>)[k];
+    if (section === undefined) keys.push(k);
+    else for (const sk of Object.keys(section.shape)) keys.push(`${k}.${sk}`);
+  }
+  return keys;
+}
+
+/** The environment variable for a key: `peers.max_peers` → `PQNET_PEERS_MAX_PEERS`. */
+export function envName(key: string): string {
+  return `PQNET_${key.replace(/\./g, '_').toUpperCase()}`;
+}
+
+/** `PQNET_*` variables as a layer; an unknown `PQNET_*` name is an error. */
+export function envLayer(env: Readonly<Record<string, string | undefined>>): ConfigLayer {
+  const byName = new Map(configKeys().map((k) => [envName(k), k]));
+  const values: Record<string, unknown> = {};
+  const names = new Map<string, string>();
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('PQNET_') || raw === undefined) continue;
+    const key = byName.get(name);
+    if (key === undefined) throw invalid(`unknown environment variable ${name} (known: ${[...byName.keys()].sort().join(', ')})`);
+    setKey(values, key, envValue(raw));
+    names.set(key, name);
+  }
+  return { values, describe: (k) => `env ${names.get(k) ?? envName(k)}` };
+}
+
+/** A TOML value if `raw` is one (`20`, `true`, `["a"]`, `"quoted"`), else the string itself. */
+function envValue(raw: string): unknown {
+  try {
+    return (parseToml(`v = ${raw}`) as { v: unknown }).v;
+  } catch {
+    return raw;
+  }
+}
+
+export function setKey(tree: Record<string, unknown>, key: string, value: unknown): void {
+  const dot = key.indexOf('.');
+  if (dot < 0) {
+    tree[key] = value;
+    return;
+  }
+  const head = key.slice(0, dot);
+  const sub = tree[head];
+  const child = typeof sub === 'object' && sub !== null && !Array.isArray(sub) ? (sub as Record<string, unknown>) : {};
+  tree[head] = child;
+  setKey(child, key.slice(dot + 1), value);
+}
+
+/** Merge layers (later wins) one section deep, recording each key's source. */
+function merge(layers: readonly ConfigLayer[]): { values: Record<string, unknown>; sources: Map<string, string> } {
+  const values: Record<string, unknown> = {};
+  const sources = new Map<string, string>();
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer.values)) {
+      const isSection = k in sections && typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+      if (!isSection) {
+        values[k] = v;
+        sources.set(k, layer.describe(k));
+        continue;
+      }
+      const target = typeof values[k] === 'object' && values[k] !== null ? (values[k] as Record<string, unknown>) : {};
+      for (const [sk, sv] of Object.entries(v as Record<string, unknown>)) {
+        target[sk] = sv;
+        sources.set(`${k}.${sk}`, layer.describe(`${k}.${sk}`));
+      }
+      values[k] = target;
+    }
+  }
+  return { values, sources };
+}
+
+/** The validated configuration from a file, the environment and flags (in that order of precedence). */
+export function loadConfig(options: LoadConfigOptions = {}): ResolvedConfig {
+  const layers: ConfigLayer[] = [];
+  const env = options.env ?? {};
+  const envL = envLayer(env);
+  // The file may be named by a flag, the environment (PQNET_CONFIG is not a key: read it here), or be
+  // `config.toml` in the data directory.
+  const dataDirHint = pickString(options.flags?.values['data_dir']) ?? pickString(envL.values['data_dir']);
+  const homeDir = options.homeDir ?? os.homedir();
+  const file = options.file ?? path.join(expandHome(dataDirHint ?? path.join(homeDir, '.pqnet'), homeDir), 'config.toml');
+  try {
+    layers.push(readConfigFile(file));
+  } catch (e) {
+    const missing = e instanceof PqnetError && /ENOENT/.test(e.message);
+    if (!missing || options.fileRequired === true) throw e;
+  }
+  layers.push(envL);
+  if (options.flags !== undefined) layers.push(options.flags);
+  const { values, sources } = merge(layers);
+  const parsed = ConfigSchema.safeParse(values);
+  if (!parsed.success) throw invalid(describeIssues(parsed.error, sources));
+  return resolve(parsed.data, sources, homeDir);
+}
+
+function pickString(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function expandHome(p: string, home: string): string {
+  return p === '~' ? home : p.startsWith('~/') ? path.join(home, p.slice(2)) : p;
+}
+
+function describeIssues(error: z.ZodError, sources: ReadonlyMap<string, string>): string {
+  const lines = error.issues.slice(0, 8).map((issue) => {
+    // An unknown key is reported on its parent; name the key itself.
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [issue.path.filter((p) => typeof p === 'string').join('.')];
+    return keys
+      .map((key) => {
+        const from = sources.get(key) ?? sources.get(key.split('.')[0]!) ?? 'default';
+        const what = issue.code === 'unrecognized_keys' ? `unknown key (known: ${allowedKeys(issue.path)})` : issue.message;
+        return `${key || '(top level)'} (${from}): ${what}`;
+      })
+      .join('\n');
+  });
+  return `invalid configuration:\n${lines.join('\n')}${error.issues.length > 8 ? `\n(and ${error.issues.length - 8} more)` : ''}`;
+}
+
+function allowedKeys(at: readonly PropertyKey[]): string {
+  const section = at.length === 0 ? undefined : (sections as Record<string, z.ZodObject | undefined>)[String(at[0])];
+  return Object.keys(section === undefined ? ConfigSchema.shape : section.shape).join(', ');
+}
+
+function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: string): ResolvedConfig {
+  const dataDir = path.resolve(expandHome(c.data_dir ?? path.join(homeDir, '.pqnet'), homeDir));
+  const inDir = (p: string | undefined, name: string): string => (p === undefined ? path.join(dataDir, name) : path.resolve(dataDir, expandHome(p.replace(/^sqlite:/, ''), homeDir)));
+  const api = parseApiListen(c.api.listen, sources.get('api.listen') ?? 'default');
+  const limits: Record<string, number> = {};
+  for (const k of Object.keys(DEFAULT_LIMITS)) {
+    const v = (c.limits as Record<string, number | undefined>)[snake(k)];
+    if (v !== undefined) limits[k] = v;
+  }
+  if (c.peers.max_outbound > c.peers.max_peers) {
+    throw invalid(`invalid configuration:\npeers.max_outbound (${sources.get('peers.max_outbound') ?? 'default'}): ${c.peers.max_outbound} is more than peers.max_peers (${c.peers.max_peers})`);
+  }
+  return {
+    dataDir,
+    chainId: c.chain_id,
+    dbPath: inDir(c.db, 'node.sqlite'),
+    keyPath: inDir(c.key, 'node.key'),
+    tokenPath: path.join(dataDir, 'api.token'),
+    listen: c.listen,
+    announce: c.announce,
+    seeds: c.seeds,
+    agent: c.agent,
+    peers: {
+      maxPeers: c.peers.max_peers,
+      maxOutbound: c.peers.max_outbound,
+      maxPeersPerIp: c.peers.max_per_ip,
+      maxPeersPerSubnet: c.peers.max_per_subnet,
+      mustConnect: c.peers.must_connect,
+      allow: c.peers.allow,
+      deny: c.peers.deny,
+    },
+    rateLimits: { messagesPerSecond: c.rate.messages_per_second, bytesPerSecond: c.rate.bytes_per_second },
+    limits: limits as Partial<Limits>,
+    policy: { kem: c.crypto.kem, aead: c.crypto.aead, sig: c.crypto.sig },
+    identityAlg: c.crypto.identity,
+    api: { enabled: c.api.enabled, host: api.host, port: api.port, token: c.api.token, maxBodyBytes: c.api.max_body_bytes },
+    log: c.log,
+    sources,
+  };
+}
+
+/** `HOST:PORT` or `[V6]:PORT` (no scheme). */
+function parseApiListen(v: string, from: string): { host: string; port: number } {
+  try {
+    const hp = parseHostPort(`http://${v}`);
+    return { host: hp.host, port: hp.port };
+  } catch {
+    throw invalid(`invalid configuration:\napi.listen (${from}): expected HOST:PORT, got ${JSON.stringify(v)}`);
+  }
+}
