@@ -357,7 +357,7 @@ function describeIssues(error: z.ZodError, sources: ReadonlyMap<string, string>)
       })
       .join('\n');
   });
-  return `invalid configuration:\n${lines.join('\n')}${error.issues.length > 8 ? `\n(and ${error.issues.length - 8} more)` : ''}`;
+  return `${lines.join('\n')}${error.issues.length > 8 ? `\n(and ${error.issues.length - 8} more)` : ''}`;
 }
 
 function allowedKeys(at: readonly PropertyKey[]): string {
@@ -375,7 +375,7 @@ function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: st
     if (v !== undefined) limits[k] = v;
   }
   if (c.peers.max_outbound > c.peers.max_peers) {
-    throw invalid(`invalid configuration:\npeers.max_outbound (${sources.get('peers.max_outbound') ?? 'default'}): ${c.peers.max_outbound} is more than peers.max_peers (${c.peers.max_peers})`);
+    throw invalid(`peers.max_outbound (${sources.get('peers.max_outbound') ?? 'default'}): ${c.peers.max_outbound} is more than peers.max_peers (${c.peers.max_peers})`);
   }
   return {
     dataDir,
@@ -412,6 +412,6 @@ function parseApiListen(v: string, from: string): { host: string; port: number }
     const hp = parseHostPort(`http://${v}`);
     return { host: hp.host, port: hp.port };
   } catch {
-    throw invalid(`invalid configuration:\napi.listen (${from}): expected HOST:PORT, got ${JSON.stringify(v)}`);
+    throw invalid(`api.listen (${from}): expected HOST:PORT, got ${JSON.stringify(v)}`);
   }
 }
