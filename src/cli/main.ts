@@ -56,13 +56,17 @@ async function keygen(argv: string[]): Promise<void> {
     'data-dir': { type: 'string' },
   });
   if (values['help'] === true) return void console.log(USAGE);
-  const alg = (values['alg'] as string | undefined) ?? 'ml-dsa-65';
-  if (!SIG_ALGS.includes(alg as SigAlg)) throw new UsageError(`--alg: ${JSON.stringify(alg)} is not one of ${SIG_ALGS.join(', ')}`);
+  let alg = values['alg'] as string | undefined;
+  if (alg !== undefined && !SIG_ALGS.includes(alg as SigAlg)) throw new UsageError(`--alg: ${JSON.stringify(alg)} is not one of ${SIG_ALGS.join(', ')}`);
   let out = values['out'] as string | undefined;
   if (out === undefined) {
+    // The data directory's key, of the configured identity algorithm unless --alg says otherwise.
     const flags: ConfigLayer = { values: values['data-dir'] === undefined ? {} : { data_dir: values['data-dir'] }, describe: () => 'flag --data-dir' };
-    out = loadConfig({ env: process.env, flags }).keyPath;
+    const config = loadConfig({ env: process.env, flags });
+    out = config.keyPath;
+    alg ??= config.identityAlg;
   }
+  alg ??= 'ml-dsa-65';
   const identity = generateIdentity(alg as SigAlg);
   await saveIdentity(path.resolve(out), identity, { overwrite: values['force'] === true });
   console.log(identity.peerId.toString());

@@ -2,7 +2,8 @@
  * Named limits (DESIGN.md, Principle 3). Spec values are fixed by the wire
  * protocol (docs/spec/wire.md, docs/spec/handshake.md) and both sides must agree
  * on them; implementation defaults are this node's policy and can be overridden
- * through `Limits` overrides (config in a later issue).
+ * through `Limits` overrides (the `[limits]` section of the node configuration,
+ * docs/CONFIG.md).
  */
 
 // ---- Spec values: changing one changes the protocol. ----

@@ -18,13 +18,13 @@ import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { PqnetError } from '../core/errors.ts';
-import { DEFAULT_LIMITS, type Limits } from '../core/limits.ts';
+import { DEFAULT_LIMITS, makeLimits, type Limits } from '../core/limits.ts';
 import { normalizeCidr } from '../core/ip.ts';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from '../peer/limiter.ts';
 import { DEFAULT_PEER_SET_OPTIONS } from '../peer/peer-set.ts';
 import { AEAD_ALGS, KEM_ALGS, SIG_ALGS, type AeadAlg, type KemAlg, type SigAlg } from '../secure/algorithms.ts';
 import { PeerId } from '../secure/identity.ts';
-import { DEFAULT_POLICY, type AlgorithmPolicy } from '../secure/policy.ts';
+import { compilePolicy, DEFAULT_POLICY, type AlgorithmPolicy } from '../secure/policy.ts';
 import { parseHostPort } from '../transport/address.ts';
 import type { MustConnectPeer } from './node.ts';
 
@@ -40,7 +40,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 // ---- Schema ----
 
-/** A list setting: an array, or (from the environment or a flag) a comma-separated string. */
+/** A list setting: an array, or (from the environment) a comma-separated string. Repeatable flags give arrays. */
 function list<T extends z.ZodType>(item: T, min = 0) {
   return z.preprocess(
     (v) =>
@@ -80,23 +80,15 @@ const cidr = z.string().superRefine((v, ctx) => {
   }
 });
 
-/** `tcp://host:port`, `PEERID@tcp://host:port`, or `{ address, peer_id }`. */
-const mustConnect = z.union([
-  z.string().transform((v, ctx): MustConnectPeer => {
+/** `tcp://host:port`, `PEERID@tcp://host:port`, or `{ address, peer_id }`: the string forms become the table form. */
+const mustConnect = z.preprocess(
+  (v) => {
+    if (typeof v !== 'string') return v;
     const at = v.indexOf('@');
-    const addr = at < 0 ? v : v.slice(at + 1);
-    const pid = at < 0 ? undefined : v.slice(0, at);
-    try {
-      parseHostPort(addr);
-      if (pid !== undefined) PeerId.parse(pid);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `expected tcp://host:port or PEERID@tcp://host:port: ${(e as Error).message}` });
-      return z.NEVER;
-    }
-    return pid === undefined ? { address: addr } : { address: addr, peerId: pid };
-  }),
+    return at < 0 ? { address: v } : { address: v.slice(at + 1), peer_id: v.slice(0, at) };
+  },
   z.strictObject({ address: tcpAddress, peer_id: peerId.optional() }).transform((v): MustConnectPeer => (v.peer_id === undefined ? { address: v.address } : { address: v.address, peerId: v.peer_id })),
-]);
+);
 
 const count = (min: number, max: number) => z.int().min(min).max(max);
 
@@ -237,6 +229,9 @@ export function readConfigFile(file: string): ConfigLayer {
   return { values, describe: () => `file ${file}` };
 }
 
+/** Names the configuration file, like `--config` (not a key: it says where the keys are). */
+export const CONFIG_ENV = 'PQNET_CONFIG';
+
 /** Every key the schema knows, `section.key` for nested ones. */
 export function configKeys(): string[] {
   const keys: string[] = [];
@@ -259,7 +254,7 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Con
   const values: Record<string, unknown> = {};
   const names = new Map<string, string>();
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('PQNET_') || raw === undefined) continue;
+    if (!name.startsWith('PQNET_') || name === CONFIG_ENV || raw === undefined) continue;
     const key = byName.get(name);
     if (key === undefined) throw invalid(`unknown environment variable ${name} (known: ${[...byName.keys()].sort().join(', ')})`);
     setKey(values, key, envValue(raw));
@@ -318,16 +313,17 @@ export function loadConfig(options: LoadConfigOptions = {}): ResolvedConfig {
   const layers: ConfigLayer[] = [];
   const env = options.env ?? {};
   const envL = envLayer(env);
-  // The file may be named by a flag, the environment (PQNET_CONFIG is not a key: read it here), or be
-  // `config.toml` in the data directory.
+  // The file is named by the caller (--config), by PQNET_CONFIG, or is `config.toml` in the data directory;
+  // only that last one may be missing.
   const dataDirHint = pickString(options.flags?.values['data_dir']) ?? pickString(envL.values['data_dir']);
   const homeDir = options.homeDir ?? os.homedir();
-  const file = options.file ?? path.join(expandHome(dataDirHint ?? path.join(homeDir, '.pqnet'), homeDir), 'config.toml');
+  const named = options.file ?? pickString(env[CONFIG_ENV]);
+  const file = named ?? path.join(expandHome(dataDirHint ?? path.join(homeDir, '.pqnet'), homeDir), 'config.toml');
   try {
     layers.push(readConfigFile(file));
   } catch (e) {
     const missing = e instanceof PqnetError && /ENOENT/.test(e.message);
-    if (!missing || options.fileRequired === true) throw e;
+    if (!missing || options.fileRequired === true || (options.file === undefined && named !== undefined)) throw e;
   }
   layers.push(envL);
   if (options.flags !== undefined) layers.push(options.flags);
@@ -348,10 +344,15 @@ function expandHome(p: string, home: string): string {
 function describeIssues(error: z.ZodError, sources: ReadonlyMap<string, string>): string {
   const lines = error.issues.slice(0, 8).map((issue) => {
     // An unknown key is reported on its parent; name the key itself.
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [issue.path.filter((p) => typeof p === 'string').join('.')];
-    return keys
-      .map((key) => {
-        const from = sources.get(key) ?? sources.get(key.split('.')[0]!) ?? 'default';
+    const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+    return paths
+      .map((p) => {
+        // Shown as `peers.must_connect[0].address`; its source is that of `peers.must_connect`.
+        const key = p.map((seg, i) => (typeof seg === 'number' ? `[${seg}]` : `${i === 0 ? '' : '.'}${String(seg)}`)).join('');
+        const names = p.filter((seg) => typeof seg === 'string');
+        let from: string | undefined;
+        for (let n = names.length; n > 0 && from === undefined; n--) from = sources.get(names.slice(0, n).join('.'));
+        from ??= 'default';
         const what = issue.code === 'unrecognized_keys' ? `unknown key (known: ${allowedKeys(issue.path)})` : issue.message;
         return `${key || '(top level)'} (${from}): ${what}`;
       })
@@ -373,6 +374,22 @@ function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: st
   for (const k of Object.keys(DEFAULT_LIMITS)) {
     const v = (c.limits as Record<string, number | undefined>)[snake(k)];
     if (v !== undefined) limits[k] = v;
+  }
+  try {
+    makeLimits(limits as Partial<Limits>);
+  } catch (e) {
+    // makeLimits names keys in camelCase; the operator wrote snake_case.
+    const message = (e as Error).message.replace(/[a-z]+[A-Z][A-Za-z]*/g, (k) => (k in DEFAULT_LIMITS ? `limits.${snake(k)}` : k));
+    throw invalid(message);
+  }
+  const policy: AlgorithmPolicy = { kem: c.crypto.kem, aead: c.crypto.aead, sig: c.crypto.sig };
+  try {
+    compilePolicy(policy);
+  } catch (e) {
+    throw invalid(`crypto (${sources.get('crypto.kem') ?? sources.get('crypto.aead') ?? sources.get('crypto.sig') ?? 'default'}): ${(e as Error).message}`);
+  }
+  if (!c.crypto.sig.includes(c.crypto.identity)) {
+    throw invalid(`crypto.identity (${sources.get('crypto.identity') ?? 'default'}): ${c.crypto.identity} is not in crypto.sig (${c.crypto.sig.join(', ')}), so peers could not accept this node's key`);
   }
   if (c.peers.max_outbound > c.peers.max_peers) {
     throw invalid(`peers.max_outbound (${sources.get('peers.max_outbound') ?? 'default'}): ${c.peers.max_outbound} is more than peers.max_peers (${c.peers.max_peers})`);
@@ -398,7 +415,7 @@ function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: st
     },
     rateLimits: { messagesPerSecond: c.rate.messages_per_second, bytesPerSecond: c.rate.bytes_per_second },
     limits: limits as Partial<Limits>,
-    policy: { kem: c.crypto.kem, aead: c.crypto.aead, sig: c.crypto.sig },
+    policy,
     identityAlg: c.crypto.identity,
     api: { enabled: c.api.enabled, host: api.host, port: api.port, token: c.api.token, maxBodyBytes: c.api.max_body_bytes },
     log: c.log,

@@ -46,7 +46,7 @@ test('bad commands, flags and values: one line on stderr, exit 2, no stack trace
       [['listen', '--bogus'], /Unknown option '--bogus'/],
       [['keygen', '--alg', 'rsa'], /--alg: "rsa" is not one of/],
       [['listen', '--data-dir', dir, '--max-peers', 'lots'], /peers\.max_peers \(flag --max-peers\)/],
-      [['listen', '--data-dir', dir, '--listen', 'tcp://nowhere'], /listen \(flag --listen\)/],
+      [['listen', '--data-dir', dir, '--listen', 'tcp://nowhere'], /listen\[0\] \(flag --listen\): .*expected scheme:\/\/host:port/],
       [['listen', '--data-dir', dir, '--db', 'peers.db'], /--db: expected sqlite:PATH/],
       [['listen', '--config', path.join(dir, 'missing.toml')], /missing\.toml/],
     ];

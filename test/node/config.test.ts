@@ -103,8 +103,8 @@ test('bad values name the key, where it came from and what is allowed', () => {
     assert.match(configError(() => loadConfig({ file, homeDir: dir, env: {} })), /chain_id \(file .*\): .*number/i);
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MAX_PEERS: '0' } })), /peers\.max_peers \(env PQNET_PEERS_MAX_PEERS\): .*>=\s*1/);
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MAX_PEER: '3' } })), /unknown environment variable PQNET_PEERS_MAX_PEER/);
-    assert.match(configError(() => loadConfig({ homeDir: dir, env: {}, flags: flags({ listen: ['udp://1.2.3.4:5'] }) })), /listen \(flag --listen\): only tcp/);
-    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_CRYPTO_KEM: 'kyber512' } })), /crypto\.kem \(env PQNET_CRYPTO_KEM\)/);
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: {}, flags: flags({ listen: ['udp://1.2.3.4:5'] }) })), /listen\[0\] \(flag --listen\): only tcp/);
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_CRYPTO_KEM: 'kyber512' } })), /crypto\.kem\[0\] \(env PQNET_CRYPTO_KEM\): Invalid option: expected one of "x25519-ml-kem-768"/);
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_DENY: '10.0.0.0/33' } })), /peers\.deny.*not an IP address or CIDR/);
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MUST_CONNECT: 'nope@tcp://1.2.3.4:5' } })), /peers\.must_connect/);
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_LIMITS_REQUEST_TIMEOUT_MS: '-1' } })), /limits\.request_timeout_ms/);
@@ -113,6 +113,32 @@ test('bad values name the key, where it came from and what is allowed', () => {
     writeFileSync(file, 'chain_id = = 1\n');
     assert.match(configError(() => loadConfig({ file, homeDir: dir, env: {} })), /bad\.toml at line 1, column \d+: /);
     assert.match(configError(() => loadConfig({ file: path.join(dir, 'missing.toml'), fileRequired: true, homeDir: dir, env: {} })), /missing\.toml/);
+  });
+});
+
+test('limits, algorithms and the identity algorithm are checked when the configuration loads, not at start', () => {
+  withDir((dir) => {
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_LIMITS_MUX_CHUNK_BYTES: '100' } })), /limits\.mux_chunk_bytes must be in/);
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_CRYPTO_KEM: 'ml-kem-768,ml-kem-768' } })), /crypto \(env PQNET_CRYPTO_KEM\)/);
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_CRYPTO_IDENTITY: 'ed25519' } })), /crypto\.identity \(env PQNET_CRYPTO_IDENTITY\): ed25519 is not in crypto\.sig/);
+    const ok = loadConfig({ homeDir: dir, env: { PQNET_CRYPTO_IDENTITY: 'ed25519', PQNET_CRYPTO_SIG: 'ed25519,ml-dsa-65' } });
+    assert.equal(ok.identityAlg, 'ed25519');
+  });
+});
+
+test('must-connect entries: every form needs tcp://, and a bad peer id is named', () => {
+  withDir((dir) => {
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MUST_CONNECT: 'udp://1.2.3.4:5' } })), /peers\.must_connect\[0\]\.address \(env PQNET_PEERS_MUST_CONNECT\): only tcp/);
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MUST_CONNECT: 'nope@tcp://1.2.3.4:5' } })), /peers\.must_connect\[0\]\.peer_id .*not a peer id/);
+  });
+});
+
+test('PQNET_CONFIG names the file like --config (and it must exist)', () => {
+  withDir((dir) => {
+    const file = path.join(dir, 'elsewhere.toml');
+    writeFileSync(file, 'chain_id = 11\n');
+    assert.equal(loadConfig({ homeDir: dir, env: { PQNET_CONFIG: file } }).chainId, 11);
+    assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_CONFIG: path.join(dir, 'gone.toml') } })), /gone\.toml/);
   });
 });
 
