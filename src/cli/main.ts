@@ -8,8 +8,8 @@
  */
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isPqnetError, PqnetError } from '../core/errors.ts';
-import { loadConfig, setKey, type ConfigLayer } from '../node/config.ts';
+import { isPqnetError } from '../core/errors.ts';
+import { loadConfig, readValue, setKey, type ConfigLayer } from '../node/config.ts';
 import { createLogger } from '../node/log.ts';
 import { startNodeService } from '../node/service.ts';
 import { SIG_ALGS, type SigAlg } from '../secure/algorithms.ts';
@@ -39,13 +39,6 @@ function parse(argv: string[], options: Options): ReturnType<typeof parseArgs> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-}
-
-/** A flag value read like a TOML value (`20` is a number), else the string. */
-function scalar(raw: string): unknown {
-  if (/^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
-  if (raw === 'true' || raw === 'false') return raw === 'true';
-  return raw;
 }
 
 async function keygen(argv: string[]): Promise<void> {
@@ -99,7 +92,7 @@ async function listen(argv: string[]): Promise<void> {
     const v = values[flag];
     if (v === undefined) continue;
     if (flag === 'db' && typeof v === 'string' && !v.startsWith('sqlite:')) throw new UsageError(`--db: expected sqlite:PATH, got ${JSON.stringify(v)}`);
-    setKey(tree, f.key, Array.isArray(v) ? v : scalar(v as string));
+    setKey(tree, f.key, Array.isArray(v) ? v : readValue(v as string));
     flagOf.set(f.key, `flag --${flag}`);
   }
   if (values['no-api'] === true) {
@@ -110,11 +103,12 @@ async function listen(argv: string[]): Promise<void> {
   const config = loadConfig({
     env: process.env,
     flags: { values: tree, describe: (k) => flagOf.get(k) ?? 'flags' },
-    ...(configFile === undefined ? {} : { file: configFile, fileRequired: true }),
+    ...(configFile === undefined ? {} : { file: configFile }),
   });
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const service = await startNodeService(config, log);
-  await new Promise<void>((resolve) => {
+  // Signal handlers go in before the node starts: a SIGTERM that arrives while it starts (or right
+  // after its 'node started' line) still stops it gracefully instead of killing the process.
+  const signalled = new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down');
       process.off('SIGINT', onInt);
@@ -126,6 +120,8 @@ async function listen(argv: string[]): Promise<void> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  const service = await startNodeService(config, log);
+  await signalled;
   await service.stop();
 }
 
@@ -167,4 +163,3 @@ if (import.meta.main) {
   process.exitCode = await main(process.argv.slice(2));
 }
 
-export { PqnetError };
