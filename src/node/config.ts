@@ -192,9 +192,8 @@ export interface ConfigLayer {
 }
 
 export interface LoadConfigOptions {
-  /** A TOML file; a missing file is an error only if it was named explicitly. */
+  /** A TOML file (`--config`); it must exist. Without it: `PQNET_CONFIG`, else `<data dir>/config.toml` if present. */
   readonly file?: string;
-  readonly fileRequired?: boolean;
   /** Usually `process.env`; only `PQNET_*` names are read. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Values from command-line flags (already keyed like the TOML file). */
@@ -207,17 +206,17 @@ function invalid(message: string): PqnetError {
   return new PqnetError('CONFIG_INVALID', message);
 }
 
-/** Read a TOML configuration file into a layer. */
-export function readConfigFile(file: string): ConfigLayer {
-  let text: string;
+/** Read a TOML configuration file into a layer; `undefined` if it does not exist and is `optional`. */
+export function readConfigFile(file: string, optional = false): ConfigLayer | undefined {
+  let buf: Buffer;
   try {
-    const buf = readFileSync(file);
-    if (buf.length > MAX_CONFIG_FILE_BYTES) throw invalid(`${file}: ${buf.length} bytes, larger than ${MAX_CONFIG_FILE_BYTES}`);
-    text = buf.toString('utf8');
+    buf = readFileSync(file);
   } catch (e) {
-    if (e instanceof PqnetError) throw e;
+    if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw invalid(`${file}: ${(e as Error).message}`);
   }
+  if (buf.length > MAX_CONFIG_FILE_BYTES) throw invalid(`${file}: ${buf.length} bytes, larger than ${MAX_CONFIG_FILE_BYTES}`);
+  const text = buf.toString('utf8');
   let values: Record<string, unknown>;
   try {
     values = parseToml(text) as Record<string, unknown>;
@@ -257,14 +256,14 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Con
     if (!name.startsWith('PQNET_') || name === CONFIG_ENV || raw === undefined) continue;
     const key = byName.get(name);
     if (key === undefined) throw invalid(`unknown environment variable ${name} (known: ${[...byName.keys()].sort().join(', ')})`);
-    setKey(values, key, envValue(raw));
+    setKey(values, key, readValue(raw));
     names.set(key, name);
   }
   return { values, describe: (k) => `env ${names.get(k) ?? envName(k)}` };
 }
 
-/** A TOML value if `raw` is one (`20`, `true`, `["a"]`, `"quoted"`), else the string itself. */
-function envValue(raw: string): unknown {
+/** A TOML value if `raw` is one (`20`, `true`, `["a"]`, `"quoted"`), else the string itself (environment and flag values). */
+export function readValue(raw: string): unknown {
   try {
     return (parseToml(`v = ${raw}`) as { v: unknown }).v;
   } catch {
@@ -319,12 +318,8 @@ export function loadConfig(options: LoadConfigOptions = {}): ResolvedConfig {
   const homeDir = options.homeDir ?? os.homedir();
   const named = options.file ?? pickString(env[CONFIG_ENV]);
   const file = named ?? path.join(expandHome(dataDirHint ?? path.join(homeDir, '.pqnet'), homeDir), 'config.toml');
-  try {
-    layers.push(readConfigFile(file));
-  } catch (e) {
-    const missing = e instanceof PqnetError && /ENOENT/.test(e.message);
-    if (!missing || options.fileRequired === true || (options.file === undefined && named !== undefined)) throw e;
-  }
+  const fileLayer = readConfigFile(file, named === undefined);
+  if (fileLayer !== undefined) layers.push(fileLayer);
   layers.push(envL);
   if (options.flags !== undefined) layers.push(options.flags);
   const { values, sources } = merge(layers);

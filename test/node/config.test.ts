@@ -112,7 +112,7 @@ test('bad values name the key, where it came from and what is allowed', () => {
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MAX_OUTBOUND: '60' } })), /max_outbound .* more than peers\.max_peers/);
     writeFileSync(file, 'chain_id = = 1\n');
     assert.match(configError(() => loadConfig({ file, homeDir: dir, env: {} })), /bad\.toml at line 1, column \d+: /);
-    assert.match(configError(() => loadConfig({ file: path.join(dir, 'missing.toml'), fileRequired: true, homeDir: dir, env: {} })), /missing\.toml/);
+    assert.match(configError(() => loadConfig({ file: path.join(dir, 'missing.toml'), homeDir: dir, env: {} })), /missing\.toml/);
   });
 });
 
