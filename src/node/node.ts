@@ -653,10 +653,15 @@ export class Node extends EventEmitter<NodeEvents> {
   #mustConnectIds(): Set<string> {
     const ids = new Set<string>();
     for (const m of this.#config.mustConnect ?? []) {
-      const pid = m.peerId ?? this.#book?.get(m.address)?.peerId ?? undefined;
+      const pid = this.#mustConnectPeerId(m);
       if (pid !== undefined) ids.add(pid);
     }
     return ids;
+  }
+
+  /** The configured peer-id, else the one the peer book learned at that address. */
+  #mustConnectPeerId(m: MustConnectPeer): string | undefined {
+    return m.peerId ?? this.#book?.get(m.address)?.peerId ?? undefined;
   }
 
   #installHandler(peer: Peer, requestId: number): void {
@@ -760,7 +765,7 @@ export class Node extends EventEmitter<NodeEvents> {
     for (const m of this.#config.mustConnect ?? []) {
       if (connected.has(m.address)) continue;
       // Connected already, whichever side dialled.
-      const pid = m.peerId ?? book.get(m.address)?.peerId ?? undefined;
+      const pid = this.#mustConnectPeerId(m);
       if (pid !== undefined && this.#byPeerId(pid) !== undefined) continue;
       const r = this.#redial.get(m.address);
       if (r !== undefined && now < r.nextAt) continue;
