@@ -143,3 +143,14 @@ export function hostCidr(host: string): Cidr | undefined {
 export function networkOf(c: Cidr, prefix: number): Cidr {
   return { version: c.version, bits: maskBits(c.bits, c.version, prefix), prefix };
 }
+
+const LOOPBACK_V4 = parseCidr('127.0.0.0/8');
+
+/** `localhost`, 127.0.0.0/8 (also IPv4-mapped) or ::1: only this machine can connect. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  const ip = hostCidr(host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host);
+  if (ip === undefined) return false;
+  if (ip.version === 6) return ip.bits === 1n;
+  return networkOf(ip, 8).bits === LOOPBACK_V4.bits;
+}

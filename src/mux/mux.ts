@@ -70,6 +70,9 @@ export interface MuxStats {
   dropped: number;
   creditsSent: number;
   creditsReceived: number;
+  /** Messages received / sent by message type id (control messages the session answers itself, PING, PONG and GOODBYE, are not here). */
+  readonly inByType: Map<number, number>;
+  readonly outByType: Map<number, number>;
 }
 
 interface SendChannel {
@@ -114,7 +117,7 @@ export interface MuxOptions {
 }
 
 export class Mux {
-  readonly stats: MuxStats = { messagesIn: 0, messagesOut: 0, dropped: 0, creditsSent: 0, creditsReceived: 0 };
+  readonly stats: MuxStats = { messagesIn: 0, messagesOut: 0, dropped: 0, creditsSent: 0, creditsReceived: 0, inByType: new Map(), outByType: new Map() };
   readonly #registry: MessageRegistry;
   readonly #limits: Limits;
   readonly #limiter: InboundLimiter | undefined;
@@ -227,6 +230,7 @@ export class Mux {
     ch.offset = 0;
     ch.seq = (ch.seq + 1) >>> 0;
     this.stats.messagesOut++;
+    countType(this.stats.outByType, msg.type.id);
     return { header, chunk, completes: msg };
   }
 
@@ -315,6 +319,7 @@ export class Mux {
     const payload = p.parts.length === 1 ? p.parts[0]! : concatBytes(...p.parts);
     const { value } = this.#registry.decode(p.type.id, h.channel, payload);
     this.stats.messagesIn++;
+    countType(this.stats.inByType, p.type.id);
     this.#inbound.push({ type: p.type, value, channel: h.channel, bytes: p.size });
     return undefined;
   }
@@ -331,6 +336,7 @@ export class Mux {
     if (SESSION_CONTROL_IDS.has(type.id)) return 'session';
     const { value } = this.#registry.decode(type.id, h.channel, chunk);
     this.stats.messagesIn++;
+    countType(this.stats.inByType, type.id);
     if (type.id === Credit.id) {
       this.#applyCredit(value as [number, number][]);
       return limited ? 'limited' : undefined;
@@ -415,6 +421,7 @@ export class Mux {
     this.#control.push({ header: { channel: Channel.CONTROL, msgId: Credit.id, seq: control.seq, flags: 0 }, chunk: payload });
     control.seq = (control.seq + 1) >>> 0;
     this.stats.creditsSent++;
+    countType(this.stats.outByType, Credit.id);
   }
 
   // ---- Teardown ----
@@ -434,4 +441,8 @@ export class Mux {
   #checkUsable(): void {
     if (this.#failed !== undefined) throw new PqnetError('CLOSED', 'connection is closed', { cause: this.#failed });
   }
+}
+
+function countType(m: Map<number, number>, id: number): void {
+  m.set(id, (m.get(id) ?? 0) + 1);
 }

@@ -19,7 +19,7 @@ import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { PqnetError } from '../core/errors.ts';
 import { DEFAULT_LIMITS, makeLimits, type Limits } from '../core/limits.ts';
-import { normalizeCidr } from '../core/ip.ts';
+import { isLoopbackHost, normalizeCidr } from '../core/ip.ts';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from '../peer/limiter.ts';
 import { DEFAULT_PEER_SET_OPTIONS } from '../peer/peer-set.ts';
 import { AEAD_ALGS, KEM_ALGS, SIG_ALGS, type AeadAlg, type KemAlg, type SigAlg } from '../secure/algorithms.ts';
@@ -385,6 +385,11 @@ function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: st
   }
   if (!c.crypto.sig.includes(c.crypto.identity)) {
     throw invalid(`crypto.identity (${sources.get('crypto.identity') ?? 'default'}): ${c.crypto.identity} is not in crypto.sig (${c.crypto.sig.join(', ')}), so peers could not accept this node's key`);
+  }
+  if (c.api.enabled && c.api.token === undefined && !isLoopbackHost(api.host)) {
+    throw invalid(
+      `api.listen (${sources.get('api.listen') ?? 'default'}): ${c.api.listen} is not a loopback address; set api.token (or PQNET_API_TOKEN) to serve the API beyond this machine`,
+    );
   }
   if (c.peers.max_outbound > c.peers.max_peers) {
     throw invalid(`peers.max_outbound (${sources.get('peers.max_outbound') ?? 'default'}): ${c.peers.max_outbound} is more than peers.max_peers (${c.peers.max_peers})`);

@@ -30,9 +30,10 @@ import { PeerSet, type PeerSetOptions } from '../peer/peer-set.ts';
 import { ScoreBook, type ScoreOptions, type ScoreStatus } from '../peer/score.ts';
 import { PeerStore } from '../peer/store.ts';
 import type { BanRecord } from '../peer/types.ts';
+import type { AeadAlg, KemAlg, SigAlg } from '../secure/algorithms.ts';
 import { PeerId, type Identity } from '../secure/identity.ts';
 import { dialSecure, SecureListener, type SecureConfig } from '../secure/listener.ts';
-import { compilePolicy, DEFAULT_POLICY, type AlgorithmPolicy } from '../secure/policy.ts';
+import { compilePolicy, DEFAULT_POLICY, type AlgorithmPolicy, type CompiledPolicy } from '../secure/policy.ts';
 import type { CryptoProvider } from '../secure/provider.ts';
 import { getProvider } from '../secure/providers.ts';
 import type { SecureSession } from '../secure/session.ts';
@@ -105,6 +106,33 @@ export interface PeerInfo {
   readonly bytesOut: number;
   readonly queuedBytes: number;
   readonly requestsInFlight: number;
+  /** Negotiated key agreement and cipher, the remote identity's algorithm, and the handshake's duration; undefined before the session. */
+  readonly kem: KemAlg | undefined;
+  readonly aead: AeadAlg | undefined;
+  readonly sig: SigAlg | undefined;
+  readonly handshakeMs: number | undefined;
+}
+
+/** Messages by type name, received and sent. */
+export interface MessageCounts {
+  readonly in: Record<string, number>;
+  readonly out: Record<string, number>;
+}
+
+/** Totals since `start()`, over live and closed connections. */
+export interface TrafficTotals {
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly messages: MessageCounts;
+}
+
+/** A completed handshake, as the 'handshake' event reports it. */
+export interface HandshakeInfo {
+  readonly direction: 'inbound' | 'outbound';
+  readonly kem: KemAlg;
+  readonly aead: AeadAlg;
+  readonly sig: SigAlg;
+  readonly ms: number;
 }
 
 export interface HealthSnapshot {
@@ -121,6 +149,9 @@ export interface HealthSnapshot {
   readonly peerBook: number;
   readonly rejects: Readonly<Record<string, number>>;
   readonly disconnects: Readonly<Record<string, number>>;
+  /** Peer faults scored (or reported to the application), by reason. */
+  readonly offenses: Readonly<Record<string, number>>;
+  readonly handshakes: { readonly completed: number; readonly failed: Readonly<Record<string, number>> };
 }
 
 export interface NodeEvents {
@@ -129,9 +160,17 @@ export interface NodeEvents {
   'peer:closed': [peer: PeerInfo, reason: PqnetError];
   'peer:offense': [peer: PeerInfo, reason: Reason, detail: string];
   banned: [ban: BanRecord];
+  /** A secure handshake completed (before the peer-id checks and HELLO). */
+  handshake: [info: HandshakeInfo];
+  /** A handshake failed (inbound or outbound; not a refusal before it began, nor a failed TCP connect). */
+  'handshake:failed': [reason: Reason];
+  /** A PING to an active peer was answered after `ms`. */
+  rtt: [ms: number];
 }
 
 export type Subscriber<T> = (value: T, peer: PeerInfo) => void | Promise<void>;
+
+const DEFAULT_AGENT = 'pqnet/0.1';
 
 /** Must-connect redial backoff: 1 s doubling to 60 s, reset once the peer is active. */
 const REDIAL_BASE_MS = 1_000;
@@ -160,6 +199,11 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly #redial = new Map<string, { failures: number; nextAt: number }>();
   readonly #rejects = new Map<string, number>();
   readonly #disconnects = new Map<string, number>();
+  readonly #offenses = new Map<string, number>();
+  readonly #handshakeFailures = new Map<string, number>();
+  #handshakes = 0;
+  /** Bytes and messages of connections that have closed (live ones are summed at read time). */
+  readonly #closedTraffic = { bytesIn: 0, bytesOut: 0, in: new Map<number, number>(), out: new Map<number, number>() };
   #store: PeerStore | undefined;
   #book: PeerBook | undefined;
   #bans: BanList | undefined;
@@ -204,6 +248,29 @@ export class Node extends EventEmitter<NodeEvents> {
 
   get running(): boolean {
     return this.#running;
+  }
+
+  /** The algorithm policy in force (what handshakes accept) and its root. */
+  get policy(): CompiledPolicy {
+    return this.#secure.policy;
+  }
+
+  /** `native` (node:crypto) or `portable` (@noble). */
+  get providerName(): string {
+    return this.#secure.provider.name;
+  }
+
+  /** Addresses announced to peers in identify (the configured ones, else the bound ones). */
+  get announceAddresses(): string[] {
+    return [...(this.#config.announce ?? this.listenAddresses)];
+  }
+
+  get chainId(): number {
+    return this.#config.chainId;
+  }
+
+  get agent(): string {
+    return this.#config.agent ?? DEFAULT_AGENT;
   }
 
   /** Bound listen addresses (with real ports). */
@@ -453,7 +520,52 @@ export class Node extends EventEmitter<NodeEvents> {
       peerBook: this.#book?.size ?? 0,
       rejects: Object.fromEntries(this.#rejects),
       disconnects: Object.fromEntries(this.#disconnects),
+      offenses: Object.fromEntries(this.#offenses),
+      handshakes: { completed: this.#handshakes, failed: Object.fromEntries(this.#handshakeFailures) },
     };
+  }
+
+  /** Peers whose score is not neutral, lowest first. */
+  scores(): { peerId: string; score: number; status: ScoreStatus }[] {
+    return this.#scores.snapshot(this.#clock.now());
+  }
+
+  /** Messages by type exchanged with a connected peer; undefined if it is not connected. */
+  messageCounts(peerId: string): MessageCounts | undefined {
+    const p = this.#byPeerId(peerId);
+    if (p === undefined) return undefined;
+    const stats = p.connection?.mux.stats;
+    return { in: this.#named(stats?.inByType), out: this.#named(stats?.outByType) };
+  }
+
+  /** Bytes and messages since start, over live and closed connections. */
+  traffic(): TrafficTotals {
+    const t = { bytesIn: this.#closedTraffic.bytesIn, bytesOut: this.#closedTraffic.bytesOut, in: new Map(this.#closedTraffic.in), out: new Map(this.#closedTraffic.out) };
+    for (const p of this.#peers.values()) this.#addTraffic(t, p);
+    return { bytesIn: t.bytesIn, bytesOut: t.bytesOut, messages: { in: this.#named(t.in), out: this.#named(t.out) } };
+  }
+
+  #addTraffic(t: { bytesIn: number; bytesOut: number; in: Map<number, number>; out: Map<number, number> }, p: Peer): void {
+    const s = p.session;
+    if (s === undefined) return;
+    t.bytesIn += s.stats.bytesIn;
+    t.bytesOut += s.stats.bytesOut;
+    const m = p.connection?.mux.stats;
+    if (m === undefined) return;
+    for (const [id, n] of m.inByType) t.in.set(id, (t.in.get(id) ?? 0) + n);
+    for (const [id, n] of m.outByType) t.out.set(id, (t.out.get(id) ?? 0) + n);
+  }
+
+  /** Type ids to names (an id the registry does not know, which the mux never counts, shows as hex). */
+  #named(m: ReadonlyMap<number, number> | undefined): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [id, n] of m ?? []) out[this.registry.get(id)?.name ?? `0x${id.toString(16)}`] = n;
+    return out;
+  }
+
+  #handshakeFailed(code: Reason): void {
+    this.#count(this.#handshakeFailures, code);
+    this.emit('handshake:failed', code);
   }
 
   // ---- Internals: admission ----
@@ -473,6 +585,7 @@ export class Node extends EventEmitter<NodeEvents> {
       admitted: (host, remoteAddress) => this.#admitted(host, remoteAddress),
       onSession: (s) => this.#onInboundSession(s),
       onHandshakeError: (e, remoteAddress) => {
+        this.#handshakeFailed(e.code);
         const p = this.#peers.get(`in:${remoteAddress}`);
         if (p !== undefined) p.failed(e);
         else this.#count(this.#rejects, e.code);
@@ -482,8 +595,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   #identify(): Uint8Array {
     return encodeIdentify({
-      listenAddresses: [...(this.#config.announce ?? this.listenAddresses)],
-      agent: this.#config.agent ?? 'pqnet/0.1',
+      listenAddresses: this.announceAddresses,
+      agent: this.agent,
       protocols: [...(this.#config.protocols ?? [])],
     });
   }
@@ -561,7 +674,12 @@ export class Node extends EventEmitter<NodeEvents> {
     };
     dialSecure(this.#transport, address, { ...this.#secure, identify: this.#identify() }, opts).then(
       (session) => this.#authenticated(peer, session),
-      (e: unknown) => peer.failed(toPqnetError(e, 'DIAL_FAILED')),
+      (e: unknown) => {
+        const err = toPqnetError(e, 'DIAL_FAILED');
+        // A refused or failed TCP connect never reached the handshake.
+        if (err.code !== 'DIAL_FAILED' && peer.state === 'handshaking') this.#handshakeFailed(err.code);
+        peer.failed(err);
+      },
     );
     return peer;
   }
@@ -588,6 +706,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.#peers.set(key, peer);
     peer.on('state', (s) => this.#onState(peer, s));
     peer.on('offense', (reason, detail) => this.#offense(peer, reason, detail));
+    peer.on('rtt', (ms) => this.emit('rtt', ms));
     peer.once('closed', (reason) => this.#onClosed(peer, reason));
     return peer;
   }
@@ -598,6 +717,8 @@ export class Node extends EventEmitter<NodeEvents> {
       session.destroy(peer.closeReason ?? new PqnetError('CLOSED'));
       return;
     }
+    this.#handshakes++;
+    this.emit('handshake', { direction: peer.direction, kem: session.kem, aead: session.aead, sig: session.remote.alg, ms: session.handshakeMs });
     const pid = session.remotePeerId.toString();
     const banned = this.#bans?.isBanned({ peerId: pid, host: session.remoteHost }, this.#clock.wallNow());
     if (peer.direction === 'outbound') this.#learnPeerId(peer.address, pid);
@@ -688,6 +809,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   #offense(peer: Peer, reason: Reason, detail: string): void {
     const pid = peer.peerId?.toString();
+    this.#count(this.#offenses, reason);
     this.emit('peer:offense', this.#info(peer), reason, detail);
     if (pid !== undefined) this.#score(peer, pid, reason);
   }
@@ -731,6 +853,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.#peers.delete(peer.key);
     this.#peerSet.remove(peer.key);
     this.#count(this.#disconnects, reason.code);
+    this.#addTraffic(this.#closedTraffic, peer);
     const pid = peer.peerId?.toString();
     // A fault we detected that ends the connection costs the remote its penalty (violations, timeouts).
     if (pid !== undefined && reason.code !== 'REMOTE_CLOSED') this.#score(peer, pid, reason.code);
@@ -841,6 +964,10 @@ export class Node extends EventEmitter<NodeEvents> {
       bytesOut: p.session?.stats.bytesOut ?? 0,
       queuedBytes: stats?.queuedBytes.reduce((a, b) => a + b, 0) ?? 0,
       requestsInFlight: stats?.requestsInFlight ?? 0,
+      kem: p.session?.kem,
+      aead: p.session?.aead,
+      sig: p.session?.remote.alg,
+      handshakeMs: p.session?.handshakeMs,
     };
   }
 }

@@ -3,17 +3,24 @@
  * configuration, prepare the data directory, load or generate the identity,
  * build and start the `Node`, and log what happens to its peers.
  */
-import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { isPqnetError, PqnetError } from '../core/errors.ts';
 import { generateIdentity, type Identity } from '../secure/identity.ts';
 import { loadIdentity, saveIdentity } from '../secure/keyfile.ts';
 import type { ResolvedConfig } from './config.ts';
 import type { Logger } from './log.ts';
+import { ApiServer } from '../rpc/server.ts';
+import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Node } from './node.ts';
 
 export interface NodeService {
   readonly node: Node;
   readonly config: ResolvedConfig;
+  readonly metrics: NodeMetrics;
+  /** The HTTP API, unless `api.enabled` is false. */
+  readonly api: ApiServer | undefined;
   /** Graceful: peers get GOODBYE SHUTDOWN, the store is closed. */
   stop(): Promise<void>;
 }
@@ -35,6 +42,39 @@ export async function loadOrCreateIdentity(file: string, alg: ResolvedConfig['id
   }
   log?.info({ file, alg, peerId: identity.peerId.toString() }, 'generated a new node key');
   return { identity, created: true };
+}
+
+/** Characters of a generated API token: 32 random bytes, base64url. */
+const TOKEN_BYTES = 32;
+
+/**
+ * The API token in `file`, or a new random one written there (mode 0600,
+ * exclusively). A token file others can read is refused, as a key file is.
+ */
+export async function loadOrCreateApiToken(file: string, log?: Logger): Promise<string> {
+  const token = randomBytes(TOKEN_BYTES).toString('base64url');
+  try {
+    const fh = await open(file, 'wx', 0o600);
+    try {
+      await fh.writeFile(`${token}\n`);
+    } finally {
+      await fh.close();
+    }
+    log?.info({ file }, 'generated an API token');
+    return token;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new PqnetError('CONFIG_INVALID', `cannot write the API token file ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const st = await stat(file);
+  if ((st.mode & 0o077) !== 0) throw new PqnetError('CONFIG_INVALID', `API token file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+  const existing = (await readFile(file, 'utf8')).trim();
+  if (existing.length < 16 || existing.length > 256 || /\s/.test(existing)) throw new PqnetError('CONFIG_INVALID', `API token file ${file}: expected one token of 16 to 256 characters without spaces`);
+  return existing;
+}
+
+/** Where a running node says which address its API is bound to (for `pqnet peer ...` with a port picked at start). */
+export function apiAddressFile(dataDir: string): string {
+  return path.join(dataDir, 'api.addr');
 }
 
 export async function startNodeService(config: ResolvedConfig, log: Logger): Promise<NodeService> {
@@ -67,12 +107,39 @@ export async function startNodeService(config: ResolvedConfig, log: Logger): Pro
   } catch (e) {
     throw isPqnetError(e) ? e : new PqnetError('LISTEN_FAILED', (e as Error).message, { cause: e });
   }
-  log.info({ peerId: node.peerId, listen: node.listenAddresses, chainId: config.chainId, dataDir: config.dataDir, kem: config.policy.kem, sig: identity.alg }, 'node started');
+  const metrics = createNodeMetrics(node);
+  let api: ApiServer | undefined;
+  const addrFile = apiAddressFile(config.dataDir);
+  if (config.api.enabled) {
+    try {
+      const token = config.api.token ?? (await loadOrCreateApiToken(config.tokenPath, log));
+      api = await ApiServer.start({ node, metrics: metrics.registry, host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, log });
+      await writeFile(addrFile, `${api.address}\n`, { mode: 0o644 });
+      await chmod(addrFile, 0o644);
+    } catch (e) {
+      await api?.close();
+      metrics.close();
+      await node.stop();
+      if (isPqnetError(e)) throw e;
+      throw new PqnetError('LISTEN_FAILED', `API on ${config.api.host}:${config.api.port}: ${(e as Error).message}`, { cause: e });
+    }
+    log.info({ api: api.url }, 'api listening');
+  }
+  log.info({ peerId: node.peerId, listen: node.listenAddresses, chainId: config.chainId, dataDir: config.dataDir, kem: config.policy.kem, sig: identity.alg, api: api?.url }, 'node started');
   return {
     node,
     config,
+    metrics,
+    api,
     async stop() {
+      if (api !== undefined) {
+        await api.close();
+        // Only if it is still ours (another node on this data directory may have taken over).
+        const written = await readFile(addrFile, 'utf8').catch(() => '');
+        if (written.trim() === api.address) await rm(addrFile, { force: true });
+      }
       await node.stop();
+      metrics.close();
       log.info({ peerId: node.peerId }, 'node stopped');
     },
   };

@@ -81,6 +81,8 @@ export interface PeerEvents {
   state: [state: PeerState];
   /** A fault of the remote that did not close the connection. */
   offense: [reason: Reason, detail: string];
+  /** A PING was answered after `ms` (the raw sample; `rttMs` is smoothed). */
+  rtt: [ms: number];
   /** Once, when the connection is gone. */
   closed: [reason: PqnetError];
 }
@@ -277,6 +279,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       (rtt) => {
         this.#pinging = false;
         this.rttMs = this.rttMs === undefined ? rtt : this.rttMs + RTT_SMOOTHING * (rtt - this.rttMs);
+        this.emit('rtt', rtt);
       },
       (e: unknown) => {
         this.#pinging = false;

@@ -1,0 +1,177 @@
+/**
+ * The JSON the node's HTTP API serves and accepts (docs/API.md). The server
+ * (server.ts) builds these from a `Node`; the client (client.ts) and the CLI
+ * read them. Times are ISO-8601 strings or milliseconds named `...Ms`; counts
+ * and bytes are numbers.
+ */
+
+/** Every non-2xx response: `{ "error": { "code": ..., "message": ... } }`. */
+export interface ApiErrorBody {
+  readonly error: { readonly code: string; readonly message: string };
+}
+
+export interface HandshakeJson {
+  /** Key agreement, e.g. `x25519-ml-kem-768`. */
+  readonly kem: string;
+  /** Frame cipher, e.g. `chacha20-poly1305`. */
+  readonly aead: string;
+  /** The remote identity's signature algorithm, e.g. `ml-dsa-65`. */
+  readonly sig: string;
+  /** Milliseconds from the first handshake byte to session keys, as this side measured it. */
+  readonly ms: number;
+}
+
+/** Per message type name: how many were received (`in`) and sent (`out`). */
+export interface MessageCountsJson {
+  readonly in: Readonly<Record<string, number>>;
+  readonly out: Readonly<Record<string, number>>;
+}
+
+export interface PeerJson {
+  /** `pq1…`; null until the handshake has authenticated the peer. */
+  readonly peerId: string | null;
+  readonly direction: 'inbound' | 'outbound';
+  readonly state: 'connecting' | 'handshaking' | 'active' | 'disconnecting' | 'closed';
+  /** Dialled address (outbound) or the remote socket address (inbound). */
+  readonly address: string;
+  readonly host: string;
+  readonly mustConnect: boolean;
+  readonly agent: string | null;
+  readonly listenAddresses: readonly string[];
+  readonly protocols: readonly string[];
+  readonly height: number | null;
+  readonly rttMs: number | null;
+  /** [0, 100]; 50 is neutral. */
+  readonly score: number | null;
+  readonly scoreStatus: 'trusted' | 'neutral' | 'greylisted' | 'banned' | null;
+  readonly clockSkewMs: number | null;
+  readonly connectedForMs: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly queuedBytes: number;
+  readonly requestsInFlight: number;
+  readonly handshake: HandshakeJson | null;
+  readonly messages: MessageCountsJson;
+}
+
+export interface PeersResponse {
+  readonly peers: readonly PeerJson[];
+}
+
+export interface BanJson {
+  readonly kind: 'peer' | 'address';
+  /** Peer-id, or a canonical IP / CIDR. */
+  readonly target: string;
+  readonly reason: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly offenses: number;
+  readonly note: string;
+}
+
+export interface BansResponse {
+  readonly bans: readonly BanJson[];
+}
+
+export interface InfoResponse {
+  readonly peerId: string;
+  /** Signature algorithm of this node's identity. */
+  readonly identityAlg: string;
+  readonly chainId: number;
+  readonly agent: string;
+  /** pqnet package version. */
+  readonly version: string;
+  /** Frame/handshake protocol version and the peer (HELLO) protocol version. */
+  readonly protocolVersion: number;
+  readonly peerProtocolVersion: number;
+  readonly listen: readonly string[];
+  readonly announce: readonly string[];
+  /** Algorithms this node accepts in handshakes, preferred first. */
+  readonly algorithms: { readonly kem: readonly string[]; readonly aead: readonly string[]; readonly sig: readonly string[] };
+  /** Hex SHA3 root of the algorithm policy; peers must have the same one. */
+  readonly policyRoot: string;
+  /** Crypto provider in use: `native` (node:crypto) or `portable` (@noble). */
+  readonly provider: string;
+  readonly startedAt: string;
+  readonly uptimeMs: number;
+}
+
+export interface HealthResponse {
+  /** `ok` while the node runs; the response is 503 otherwise. */
+  readonly status: 'ok' | 'stopped';
+  readonly peerId: string;
+  readonly uptimeMs: number;
+  readonly listening: readonly string[];
+  readonly peers: Readonly<Record<string, number>>;
+  readonly inbound: number;
+  readonly outbound: number;
+  readonly handshakesInProgress: number;
+  readonly queuedBytes: number;
+  readonly scores: { readonly greylisted: number; readonly trusted: number; readonly lowest: number | null };
+  readonly bans: number;
+  readonly peerBook: number;
+  readonly rejects: Readonly<Record<string, number>>;
+  readonly disconnects: Readonly<Record<string, number>>;
+}
+
+export interface StatsResponse {
+  readonly peers: { readonly byState: Readonly<Record<string, number>>; readonly inbound: number; readonly outbound: number };
+  /** Totals since start, over live and closed connections. */
+  readonly bytes: { readonly in: number; readonly out: number };
+  readonly messages: MessageCountsJson;
+  /** Peers whose score is not neutral, lowest first. */
+  readonly scores: readonly { readonly peerId: string; readonly score: number; readonly status: string }[];
+  readonly handshakes: { readonly completed: number; readonly failed: Readonly<Record<string, number>> };
+  /** Connections refused before or at admission, by reason code. */
+  readonly rejects: Readonly<Record<string, number>>;
+  /** Connections ended, by reason code. */
+  readonly disconnects: Readonly<Record<string, number>>;
+  /** Peer faults that were scored, by reason code. */
+  readonly offenses: Readonly<Record<string, number>>;
+  readonly bans: number;
+  readonly peerBook: number;
+}
+
+// ---- Operator actions (POST, bearer token) ----
+
+export interface ConnectRequest {
+  /** `tcp://HOST:PORT`. */
+  readonly addr: string;
+  /** When given, the handshake must authenticate this peer-id. */
+  readonly peerId?: string;
+}
+
+export interface ConnectResponse {
+  readonly peer: PeerJson;
+}
+
+export interface DisconnectRequest {
+  readonly peerId: string;
+}
+
+export interface DisconnectResponse {
+  readonly disconnected: true;
+}
+
+/** Exactly one of `peerId` and `address` (an IP or CIDR). */
+export interface BanRequest {
+  readonly peerId?: string;
+  readonly address?: string;
+  /** Omitted: the ban list's escalating default (1 h for a first ban). */
+  readonly durationMs?: number;
+  readonly note?: string;
+}
+
+export interface BanResponse {
+  readonly ban: BanJson;
+}
+
+/** Exactly one of `peerId` and `address`. */
+export interface UnbanRequest {
+  readonly peerId?: string;
+  readonly address?: string;
+}
+
+export interface UnbanResponse {
+  readonly unbanned: true;
+}
