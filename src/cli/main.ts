@@ -15,6 +15,7 @@ import { startNodeService } from '../node/service.ts';
 import { SIG_ALGS, type SigAlg } from '../secure/algorithms.ts';
 import { generateIdentity } from '../secure/identity.ts';
 import { saveIdentity } from '../secure/keyfile.ts';
+import { infoCommand, peerCommand, statsCommand, UsageError } from './client-commands.ts';
 
 const USAGE = `usage: pqnet <command> [flags]
 
@@ -25,11 +26,15 @@ commands:
          [--db sqlite:PATH] [--key FILE] [--api HOST:PORT | --no-api] [--seed ADDR ...]
          [--must-connect [PEERID@]ADDR ...] [--max-peers N] [--log-level LEVEL] [--log-format json|text]
       run a node until SIGINT or SIGTERM
+  peer list [--all] | connect --addr tcp://HOST:PORT [--peer-id ID] | disconnect PEER-ID
+       | ban PEER-ID|IP|CIDR|ADDR [--for DURATION] [--note TEXT] | unban PEER-ID|IP|CIDR|ADDR | bans
+      manage a running node's peers through its HTTP API (pqnet peer help for details)
+  info      the running node's identity, addresses and algorithms
+  stats     the running node's traffic, rejects, disconnects, offenses and handshakes
+      client flags: [--api HOST:PORT|URL] [--token TOKEN] [--data-dir DIR] [--config FILE] [--json]
 
 The data directory is --data-dir, else $PQNET_DATA_DIR, else ~/.pqnet. Settings come from
 <data dir>/config.toml (or --config), then PQNET_* variables, then flags: see docs/CONFIG.md.`;
-
-class UsageError extends Error {}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -134,6 +139,15 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'listen':
         await listen(rest);
+        return 0;
+      case 'peer':
+        await peerCommand(rest);
+        return 0;
+      case 'info':
+        await infoCommand(rest);
+        return 0;
+      case 'stats':
+        await statsCommand(rest);
         return 0;
       case undefined:
       case 'help':

@@ -68,7 +68,7 @@ export function createNodeMetrics(node: Node, options: NodeMetricsOptions = {}):
   });
   new Counter({
     name: 'p2p_bytes_total',
-    help: 'Encrypted bytes received (in) and sent (out) on peer connections',
+    help: 'Bytes received (in) and sent (out) on peer connections, handshakes included',
     labelNames: ['dir'],
     registers,
     collect() {

@@ -102,6 +102,7 @@ export interface PeerInfo {
   readonly score: number | undefined;
   readonly scoreStatus: ScoreStatus | undefined;
   readonly connectedForMs: number;
+  /** Bytes on the wire, the handshake included. */
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly queuedBytes: number;
@@ -548,8 +549,8 @@ export class Node extends EventEmitter<NodeEvents> {
   #addTraffic(t: { bytesIn: number; bytesOut: number; in: Map<number, number>; out: Map<number, number> }, p: Peer): void {
     const s = p.session;
     if (s === undefined) return;
-    t.bytesIn += s.stats.bytesIn;
-    t.bytesOut += s.stats.bytesOut;
+    t.bytesIn += s.handshakeBytes.in + s.stats.bytesIn;
+    t.bytesOut += s.handshakeBytes.out + s.stats.bytesOut;
     const m = p.connection?.mux.stats;
     if (m === undefined) return;
     for (const [id, n] of m.inByType) t.in.set(id, (t.in.get(id) ?? 0) + n);
@@ -960,8 +961,8 @@ export class Node extends EventEmitter<NodeEvents> {
       score: pid === undefined ? undefined : this.#scores.score(pid, now),
       scoreStatus: pid === undefined ? undefined : this.#scores.status(pid, now),
       connectedForMs: now - p.openedAt,
-      bytesIn: p.session?.stats.bytesIn ?? 0,
-      bytesOut: p.session?.stats.bytesOut ?? 0,
+      bytesIn: p.session === undefined ? 0 : p.session.handshakeBytes.in + p.session.stats.bytesIn,
+      bytesOut: p.session === undefined ? 0 : p.session.handshakeBytes.out + p.session.stats.bytesOut,
       queuedBytes: stats?.queuedBytes.reduce((a, b) => a + b, 0) ?? 0,
       requestsInFlight: stats?.requestsInFlight ?? 0,
       kem: p.session?.kem,

@@ -46,6 +46,7 @@ export interface PeerJson {
   readonly scoreStatus: 'trusted' | 'neutral' | 'greylisted' | 'banned' | null;
   readonly clockSkewMs: number | null;
   readonly connectedForMs: number;
+  /** Bytes on the wire, the handshake included. */
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly queuedBytes: number;

@@ -108,6 +108,8 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   readonly localAddress: string;
   /** Milliseconds from first handshake byte to session keys. */
   readonly handshakeMs: number;
+  /** Handshake bytes received and sent (records, including any RETRY round); `stats` counts what follows. */
+  readonly handshakeBytes: { readonly in: number; readonly out: number };
   readonly retries: number;
   readonly stats: SessionStats;
 
@@ -133,7 +135,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
   #delegateControl = false;
   #pingCounter = 0;
 
-  constructor(stream: ByteStream, result: HandshakeResult, ctx: SessionContext, handshakeMs: number) {
+  constructor(stream: ByteStream, result: HandshakeResult, ctx: SessionContext, handshakeMs: number, handshakeBytes: { in: number; out: number } = { in: 0, out: 0 }) {
     super();
     this.#stream = stream;
     this.#ctx = ctx;
@@ -147,6 +149,7 @@ export class SecureSession extends EventEmitter<SessionEvents> {
     this.remoteHost = stream.remoteHost;
     this.localAddress = stream.localAddress;
     this.handshakeMs = handshakeMs;
+    this.handshakeBytes = { in: handshakeBytes.in - result.leftover.length, out: handshakeBytes.out };
     this.retries = result.retries;
     const now = ctx.clock.now();
     this.stats = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rekeysIn: 0, rekeysOut: 0, pongsDropped: 0, lastFrameAt: now };
@@ -433,9 +436,11 @@ export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionCont
     let settled = false;
 
     let wroteReject = false;
+    const bytes = { in: 0, out: 0 };
     const settle = (): void => {
       if (settled) return;
       for (let b = hs.pollTransmit(); b !== undefined; b = hs.pollTransmit()) {
+        bytes.out += b.length;
         stream.write(b);
         if (hs.status === 'failed') wroteReject = true;
       }
@@ -444,7 +449,7 @@ export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionCont
       signal?.removeEventListener('abort', onAbort);
       if (timer !== undefined) ctx.clock.clearTimer(timer);
       if (hs.status === 'complete') {
-        resolve(new SecureSession(stream, hs.result(), ctx, ctx.clock.now() - started));
+        resolve(new SecureSession(stream, hs.result(), ctx, ctx.clock.now() - started, bytes));
       } else {
         stream.setHandlers({ data: () => undefined, drain: () => undefined, close: () => undefined });
         // A REJECT was written above and is flushed before the close; every other
@@ -477,6 +482,7 @@ export function runHandshake(stream: ByteStream, hs: Handshake, ctx: SessionCont
     stream.setHandlers({
       data: (b) => {
         const t0 = ctx.clock.now();
+        bytes.in += b.length;
         hs.receive(b, t0);
         onWork?.(ctx.clock.now() - t0);
         settle();
