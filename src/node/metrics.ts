@@ -26,11 +26,11 @@ const PEER_STATES = ['connecting', 'handshaking', 'active', 'disconnecting'] as 
 const DIRECTIONS = ['inbound', 'outbound'] as const;
 
 export interface NodeMetricsOptions {
-  /** Registry to add to; a new one by default. */
+  /** Registry to add to (one holding no other node's metrics: the names would collide); a new one by default. */
   readonly registry?: Registry;
   /** Also collect prom-client's process and Node.js runtime metrics (default true). */
   readonly defaultMetrics?: boolean;
-  /** Constant labels on every series (e.g. `{ node: 'a' }` when several nodes share a registry). */
+  /** Constant labels on every series of the registry (e.g. `{ node: 'a' }`). */
   readonly labels?: Readonly<Record<string, string>>;
 }
 

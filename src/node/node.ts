@@ -572,7 +572,9 @@ export class Node extends EventEmitter<NodeEvents> {
   // ---- Internals: admission ----
 
   #requireStarted(): { bans: BanList; book: PeerBook } {
-    if (this.#bans === undefined || this.#book === undefined) throw new PqnetError('INVALID_ARGUMENT', 'node not started');
+    if (this.#store === undefined || this.#bans === undefined || this.#book === undefined) {
+      throw this.#bans === undefined ? new PqnetError('INVALID_ARGUMENT', 'node not started') : new PqnetError('SHUTDOWN', 'node stopped');
+    }
     return { bans: this.#bans, book: this.#book };
   }
 
@@ -661,6 +663,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const { host } = parseHostPort(address);
     const refused = this.#screen(host);
     if (refused !== undefined) throw new PqnetError(refused, address);
+    // Parsed before anything is recorded: a bad peer-id leaves no dial behind.
+    const expectedPeerId = expected === undefined ? undefined : PeerId.parse(expected);
     if (expected !== undefined && this.#byPeerId(expected) !== undefined) throw new PqnetError('PEER_DUPLICATE', expected);
     for (const p of this.#peers.values()) if (p.address === address && p.direction === 'outbound') throw new PqnetError('PEER_DUPLICATE', `already dialling ${address}`);
     const a = this.#peerSet.admitOutbound(host, mustConnect);
@@ -671,7 +675,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const peer = this.#open(`out:${++this.#nextKey}`, 'outbound', address, host, mustConnect);
     const opts = {
       onConnected: (stream: { remoteHost: string }) => peer.handshaking(stream.remoteHost),
-      ...(expected === undefined ? {} : { expectedPeerId: PeerId.parse(expected) }),
+      ...(expectedPeerId === undefined ? {} : { expectedPeerId }),
     };
     dialSecure(this.#transport, address, { ...this.#secure, identify: this.#identify() }, opts).then(
       (session) => this.#authenticated(peer, session),

@@ -19,7 +19,10 @@
  *   failing, then `baseBackoffMs · 2^(consecutiveFailures−1)` capped at
  *   `maxBackoffMs`. `recordFailure` moves `lastAttempt` up to the failure time,
  *   so backoff counts from when the failure was known, and a failure reported
- *   without `recordAttempt` still backs off.
+ *   without `recordAttempt` still backs off. `minRetryMs` spaces this book's
+ *   own attempts only: an address that is not failing and has not been tried
+ *   since the book was opened is due at once, so a restarted node redials the
+ *   peers it had without waiting out the previous process's last attempt.
  * - `record*` on an address the book does not hold (pruned or removed while a
  *   dial was in flight) is a no-op returning `undefined`.
  * - **Forgetting.** `prune` forgets an address after `forgetAfterFailures`
@@ -96,6 +99,8 @@ export class PeerBook {
   readonly options: PeerBookOptions;
   readonly #store: PeerStore;
   readonly #entries = new Map<string, PeerBookEntry>();
+  /** Addresses `recordAttempt` saw since this book was opened. */
+  readonly #triedHere = new Set<string>();
 
   /** Loads every valid entry of `store` (invalid rows are counted in `store.stats()`). */
   constructor(store: PeerStore, options: Partial<PeerBookOptions> = {}) {
@@ -136,6 +141,7 @@ export class PeerBook {
   /** A dial to `address` starts now. */
   recordAttempt(address: string, now: number): PeerBookEntry | undefined {
     checkTime(now);
+    this.#triedHere.add(address);
     return this.#update(address, (e) => ({ ...e, lastAttempt: now }));
   }
 
@@ -167,6 +173,7 @@ export class PeerBook {
   nextAttemptAt(entry: PeerBookEntry): number {
     const { baseBackoffMs, maxBackoffMs, minRetryMs } = this.options;
     const n = entry.consecutiveFailures;
+    if (n === 0 && !this.#triedHere.has(entry.address)) return 0;
     return entry.lastAttempt + (n > 0 ? Math.min(baseBackoffMs * 2 ** (n - 1), maxBackoffMs) : minRetryMs);
   }
 

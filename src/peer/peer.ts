@@ -243,7 +243,11 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.state !== 'handshaking' || this.#refused || this.remoteHello === undefined || !this.#ackReceived) return;
     this.activeAt = this.#ctx.clock.now();
     this.#lastPingAt = this.activeAt;
+    // The HELLO deadline timer is armed for helloTimeoutMs: switch to the active cadence now.
+    if (this.#timer !== undefined) this.#ctx.clock.clearTimer(this.#timer);
+    this.#timer = undefined;
     this.#setState('active');
+    if (this.#timer === undefined) this.#arm();
   }
 
   /** One timer per peer, re-armed at the next thing to check. */

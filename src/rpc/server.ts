@@ -317,7 +317,7 @@ export class ApiServer {
       return { body: { peer: this.#peerJson(info) } };
     } catch (e) {
       // Bad input is the caller's; anything else is the remote's or the network's.
-      if (isPqnetError(e) && !CALLER_FAULTS.has(e.code)) throw new HttpError(502, e.code, `connecting to ${b.addr}: ${e.message || e.code}`);
+      if (isPqnetError(e) && !CALLER_FAULTS.has(e.code) && e.code !== 'SHUTDOWN') throw new HttpError(502, e.code, `connecting to ${b.addr}: ${e.message || e.code}`);
       throw e;
     }
   }

@@ -127,6 +127,8 @@ test('backoff doubles from baseBackoffMs per consecutive failure, capped at maxB
     const a = addr(3);
     book.add(a, 'dns', T0);
     const delay = (): number => book.nextAttemptAt(book.get(a)!) - book.get(a)!.lastAttempt;
+    assert.equal(book.nextAttemptAt(book.get(a)!), 0, 'not failing and not tried by this book: due at once');
+    book.recordAttempt(a, T0);
     assert.equal(delay(), 60 * SEC, 'not failing: minRetryMs');
     const expected = [30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 21600, 21600].map((s) => s * SEC);
     for (const [i, ms] of expected.entries()) {
@@ -135,6 +137,28 @@ test('backoff doubles from baseBackoffMs per consecutive failure, capped at maxB
     }
     book.recordSuccess(a, pid(1), T0 + 20 * DAY);
     assert.equal(delay(), 60 * SEC, 'a success resets the backoff');
+  });
+});
+
+test('a reopened book (a restarted node) redials addresses that were not failing at once; failing ones keep their backoff', () => {
+  withBook({}, (book, store) => {
+    const ok = addr(1);
+    const bad = addr(2);
+    book.add(ok, 'operator', T0);
+    book.add(bad, 'operator', T0);
+    book.recordAttempt(ok, T0);
+    book.recordSuccess(ok, pid(1), T0);
+    fail(book, bad, 1, T0);
+    assert.deepEqual(book.dialCandidates(T0 + SEC, 10), [], 'this book tried both a second ago');
+    const reopened = new PeerBook(store, {});
+    assert.deepEqual(
+      reopened.dialCandidates(T0 + SEC, 10).map((e) => e.address),
+      [ok],
+    );
+    assert.deepEqual(
+      reopened.dialCandidates(T0 + 31 * SEC, 10).map((e) => e.address),
+      [ok, bad],
+    );
   });
 });
 
