@@ -282,15 +282,19 @@ function clientFor(values: Parsed['values'], withToken: boolean): ApiClient {
     base = written !== undefined ? apiBase(written, addrFile) : apiBase(`${c.api.host.includes(':') ? `[${c.api.host}]` : c.api.host}:${c.api.port}`, 'api.listen');
   }
   if (!withToken) return new ApiClient({ base });
-  const { token, tokenFile } = tokenFor(values, config);
+  // A node named by --api alone is not the one whose data directory we would read the token from:
+  // the local token is sent only where --data-dir or --config (or their defaults, without --api) point.
+  const localToken = flag === undefined || str(values, 'data-dir') !== undefined || str(values, 'config') !== undefined;
+  const { token, tokenFile } = tokenFor(values, config, localToken);
   return new ApiClient({ base, token, tokenFile });
 }
 
-function tokenFor(values: Parsed['values'], config: () => ResolvedConfig): { token: string | undefined; tokenFile: string | undefined } {
+function tokenFor(values: Parsed['values'], config: () => ResolvedConfig, localToken: boolean): { token: string | undefined; tokenFile: string | undefined } {
   const flag = str(values, 'token');
   if (flag !== undefined && flag !== '') return { token: flag, tokenFile: undefined };
   const env = process.env['PQNET_API_TOKEN'];
   if (env !== undefined && env !== '') return { token: env, tokenFile: undefined };
+  if (!localToken) return { token: undefined, tokenFile: undefined };
   const c = config();
   if (c.api.token !== undefined) return { token: c.api.token, tokenFile: c.tokenPath };
   let token: string | undefined;

@@ -339,6 +339,9 @@ export class Node extends EventEmitter<NodeEvents> {
     const known = options.peerId ?? this.#book?.get(address)?.peerId ?? undefined;
     const existing = known === undefined ? undefined : this.#byPeerId(known);
     if (existing !== undefined) return existing.state === 'active' ? Promise.resolve(this.#info(existing)) : this.#whenActive(existing);
+    // A dial to this address already under way (a must-connect redial, another connect): wait for it.
+    const dialling = this.#outboundTo(address);
+    if (dialling !== undefined && (options.peerId === undefined || dialling.peerId?.toString() === options.peerId)) return this.#whenActive(dialling);
     let peer: Peer;
     try {
       peer = this.#dial(address, options.mustConnect === true, options.peerId);
@@ -588,10 +591,12 @@ export class Node extends EventEmitter<NodeEvents> {
       admitted: (host, remoteAddress) => this.#admitted(host, remoteAddress),
       onSession: (s) => this.#onInboundSession(s),
       onHandshakeError: (e, remoteAddress) => {
-        this.#handshakeFailed(e.code);
         const p = this.#peers.get(`in:${remoteAddress}`);
-        if (p !== undefined) p.failed(e);
-        else this.#count(this.#rejects, e.code);
+        // A peer slot exists once admission let the handshake start; without one this was a refusal.
+        if (p !== undefined) {
+          this.#handshakeFailed(e.code);
+          p.failed(e);
+        } else this.#count(this.#rejects, e.code);
       },
     });
   }
@@ -666,7 +671,7 @@ export class Node extends EventEmitter<NodeEvents> {
     // Parsed before anything is recorded: a bad peer-id leaves no dial behind.
     const expectedPeerId = expected === undefined ? undefined : PeerId.parse(expected);
     if (expected !== undefined && this.#byPeerId(expected) !== undefined) throw new PqnetError('PEER_DUPLICATE', expected);
-    for (const p of this.#peers.values()) if (p.address === address && p.direction === 'outbound') throw new PqnetError('PEER_DUPLICATE', `already dialling ${address}`);
+    if (this.#outboundTo(address) !== undefined) throw new PqnetError('PEER_DUPLICATE', `already dialling ${address}`);
     const a = this.#peerSet.admitOutbound(host, mustConnect);
     if (!a.ok) throw new PqnetError(a.reason, address);
     const wall = this.#clock.wallNow();
@@ -932,6 +937,11 @@ export class Node extends EventEmitter<NodeEvents> {
     const ls = this.#listeners;
     this.#listeners = [];
     await Promise.all(ls.map((l) => l.close()));
+  }
+
+  #outboundTo(address: string): Peer | undefined {
+    for (const p of this.#peers.values()) if (p.address === address && p.direction === 'outbound' && p.state !== 'closed') return p;
+    return undefined;
   }
 
   #byPeerId(peerId: string): Peer | undefined {

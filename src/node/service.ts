@@ -132,13 +132,16 @@ export async function startNodeService(config: ResolvedConfig, log: Logger): Pro
     metrics,
     api,
     async stop() {
+      // The API stops accepting first, but requests under way (a connect waiting on its handshake)
+      // are answered by the node's shutdown (503 SHUTDOWN) before the server finishes closing.
+      const closing = api?.close();
+      await node.stop();
       if (api !== undefined) {
-        await api.close();
+        await closing;
         // Only if it is still ours (another node on this data directory may have taken over).
         const written = await readFile(addrFile, 'utf8').catch(() => '');
         if (written.trim() === api.address) await rm(addrFile, { force: true });
       }
-      await node.stop();
       metrics.close();
       log.info({ peerId: node.peerId }, 'node stopped');
     },

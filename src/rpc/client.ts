@@ -193,8 +193,11 @@ export class ApiClient {
     const headers: Record<string, string> = { accept: path === '/metrics' ? 'text/plain' : 'application/json' };
     if (method === 'POST') {
       if (this.#token === undefined) {
-        const file = this.#tokenFile === undefined ? 'the api.token file in the data directory' : this.#tokenFile;
-        throw new ApiError(0, 'NO_TOKEN', `${method} ${path} needs the node's API token and none was found: pass --token, set PQNET_API_TOKEN, set api.token in the configuration file, or make ${file} readable`);
+        const where =
+          this.#tokenFile === undefined
+            ? 'pass --token or set PQNET_API_TOKEN (with --api, the local token is sent only if --data-dir or --config names the node)'
+            : `pass --token, set PQNET_API_TOKEN, set api.token in the configuration file, or make ${this.#tokenFile} readable`;
+        throw new ApiError(0, 'NO_TOKEN', `${method} ${path} needs the node's API token and none was found: ${where}`);
       }
       headers['authorization'] = `Bearer ${this.#token}`;
       headers['content-type'] = 'application/json';

@@ -20,10 +20,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { isPqnetError, type PqnetError } from '../core/errors.ts';
+import { isLoopbackHost } from '../core/ip.ts';
 import { PROTOCOL_VERSION } from '../core/limits.ts';
 import type { Logger } from '../node/log.ts';
 import type { Node, PeerInfo } from '../node/node.ts';
@@ -86,12 +87,14 @@ export class ApiServer {
   readonly #o: ApiServerOptions;
   readonly #routes = new Map<string, Map<string, Route>>();
   readonly #tokenDigest: Buffer;
+  readonly #loopback: boolean;
   readonly #startedAt = Date.now();
   #address = '';
 
   private constructor(o: ApiServerOptions) {
     this.#o = o;
     this.#tokenDigest = digest(o.token);
+    this.#loopback = isLoopbackHost(o.host);
     this.#server = createServer({ requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => void this.#serve(req, res));
     this.#server.maxConnections = MAX_CONNECTIONS;
     this.#routes.set('/metrics', new Map([['GET', { auth: false, handler: () => this.#metrics() }]]));
@@ -154,7 +157,8 @@ export class ApiServer {
     const started = performance.now();
     let status = 500;
     try {
-      const url = new URL(req.url ?? '/', 'http://api');
+      this.#checkHost(req);
+      const url = parseUrl(req.url);
       const methods = this.#routes.get(url.pathname);
       if (methods === undefined) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
       const method = req.method === 'HEAD' ? 'GET' : (req.method ?? '');
@@ -181,6 +185,19 @@ export class ApiServer {
     } finally {
       this.#o.log?.debug({ method: req.method, path: req.url, status, ms: Math.round((performance.now() - started) * 100) / 100 }, 'api request');
     }
+  }
+
+  /**
+   * DNS rebinding: a web page can point a name of its own at 127.0.0.1 and read a
+   * loopback API through the operator's browser. On a loopback bind, only requests
+   * addressed to an IP literal or `localhost` are served.
+   */
+  #checkHost(req: IncomingMessage): void {
+    if (!this.#loopback) return;
+    const host = req.headers.host ?? '';
+    const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
+    if (name.toLowerCase() === 'localhost' || isIP(name) !== 0) return;
+    throw new HttpError(403, 'FORBIDDEN_HOST', `Host ${JSON.stringify(host.slice(0, 100))} is not served: the API answers requests to an IP address or localhost`);
   }
 
   #authorize(req: IncomingMessage): void {
@@ -362,6 +379,14 @@ function parseBody<T>(schema: z.ZodType<T>, raw: unknown): T {
   if (r.success) return r.data;
   const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.length === 0 ? 'body' : i.path.join('.')}: ${i.message}`);
   throw new HttpError(400, 'BAD_REQUEST', issues.join('; '));
+}
+
+function parseUrl(raw: string | undefined): URL {
+  try {
+    return new URL(raw ?? '/', 'http://api');
+  } catch {
+    throw new HttpError(400, 'BAD_REQUEST', `cannot parse the request target ${JSON.stringify((raw ?? '').slice(0, 100))}`);
+  }
 }
 
 function digest(s: string): Buffer {

@@ -362,6 +362,32 @@ test('API failures come out as ApiError', async () => {
   );
 });
 
+test('--api alone never sends the local data directory\'s token to that address', async () => {
+  await withDir(async (dir) => {
+    await withApi(routes, async (api, seen) => {
+      writeFileSync(path.join(dir, 'api.token'), `${TOKEN}\n`);
+      const saved = { token: process.env['PQNET_API_TOKEN'], dir: process.env['PQNET_DATA_DIR'] };
+      delete process.env['PQNET_API_TOKEN'];
+      process.env['PQNET_DATA_DIR'] = dir;
+      try {
+        await assert.rejects(
+          () => peerCommand(['disconnect', PEER_B, '--api', api]),
+          (e: Error) => e instanceof ApiError && e.code === 'NO_TOKEN' && /--api/.test(e.message),
+        );
+        assert.equal(seen.length, 0, 'nothing sent');
+        // Naming the data directory says the --api address is that node's.
+        await output(() => peerCommand(['disconnect', PEER_B, '--api', api, '--data-dir', dir]));
+        assert.equal(seen.at(-1)?.headers.authorization, `Bearer ${TOKEN}`);
+      } finally {
+        for (const [k, v] of [['PQNET_API_TOKEN', saved.token], ['PQNET_DATA_DIR', saved.dir]] as const) {
+          if (v === undefined) delete process.env[k];
+          else process.env[k] = v;
+        }
+      }
+    });
+  });
+});
+
 test('endpoint and token from the data directory: api.addr, then api.listen; the api.token file', async () => {
   await withDir(async (dir) => {
     await withApi(routes, async (api, seen) => {

@@ -200,6 +200,9 @@ test('peers, bytes, messages by type, handshakes, failures, disconnects, rejects
     assert.equal(s6.value('p2p_bans_total', { kind: 'address', reason: 'OPERATOR_BAN' }), 1);
     assert.equal(s6.value('p2p_bans'), 2);
     assert.equal(s6.value('p2p_rejects_total', { reason: 'PEER_BANNED' }), 1);
+    // A refusal at admission is not a failed handshake: none began.
+    assert.equal(s6.value('p2p_handshake_failures_total', { reason: 'PEER_BANNED' }), undefined);
+    assert.equal(a.health().handshakes.failed['PEER_BANNED'], undefined);
 
     // The event counters agree with the node's own.
     const h = a.health();

@@ -97,6 +97,23 @@ test('one connection per peer-id, no connection to ourselves', async () => {
   }
 });
 
+test('connect() to an address already being dialled waits for that dial instead of failing', async () => {
+  const t = testNodes();
+  try {
+    const a = t.make('a');
+    const b = t.make('b');
+    await a.start();
+    await b.start();
+    const addr = b.listenAddresses[0]!;
+    const [first, second] = await Promise.all([a.connect(addr), a.connect(addr)]);
+    assert.equal(first.peerId, b.peerId);
+    assert.equal(second.key, first.key, 'the same connection');
+    assert.equal(a.peers().length, 1);
+  } finally {
+    await t.cleanup();
+  }
+});
+
 test('simultaneous dials: both sides keep the connection the lower peer-id dialled', async () => {
   const t = testNodes();
   try {

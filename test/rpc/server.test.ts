@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { isPqnetError } from '../../src/core/errors.ts';
 import { createNodeMetrics, type NodeMetrics } from '../../src/node/metrics.ts';
@@ -444,6 +445,36 @@ test('disconnect and connect: a connected peer goes away, unknown ones are 404; 
     );
     const hs = (await get<StatsResponse>(api, '/p2p/stats')).body.handshakes;
     assert.equal(count(hs.failed, 'HS_PEER_ID_MISMATCH'), 1, JSON.stringify(hs));
+  });
+});
+
+/** A raw GET with our own Host header and request target (fetch sets both itself). */
+async function rawGet(api: ApiServer, target: string, host: string): Promise<{ status: number; body: { error?: { code: string } } }> {
+  const [hostname, port] = api.address.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port: Number(port), path: target, headers: { host }, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as { error?: { code: string } } }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a loopback API serves only requests addressed to an IP or localhost (DNS rebinding); an unparseable target is 400', async () => {
+  await withApi(async ({ api }) => {
+    const port = api.address.split(':')[1]!;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '127.0.0.1']) {
+      assert.equal((await rawGet(api, '/health', host)).status, 200, host);
+    }
+    for (const host of [`evil.example:${port}`, 'localhost.evil.example', `127.0.0.1.nip.io:${port}`]) {
+      const r = await rawGet(api, '/p2p/peers', host);
+      assert.deepEqual([r.status, r.body.error?.code], [403, 'FORBIDDEN_HOST'], host);
+    }
+    const bad = await rawGet(api, '//', `127.0.0.1:${port}`);
+    assert.deepEqual([bad.status, bad.body.error?.code], [400, 'BAD_REQUEST']);
   });
 });
 
