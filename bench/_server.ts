@@ -2,9 +2,11 @@
  * Benchmark server child process: `node bench/_server.ts --mode <mode> [...]`.
  *
  *   --mode pqnet  --provider native|portable --suite pq|classic   SecureListener
+ *                 [--transport tcp|ws]                            over TCP (default) or WebSocket
  *   --mode libp2p                                                 js-libp2p TCP+Noise+Yamux
  *   --mode raw                                                    node:net sink
  *   --mode aead --key <64 hex>                                    chacha20-poly1305 record sink
+ *   --mode ws-raw                                                 `ws` binary message sink
  *
  * Prints `{"event":"ready","address":...}` and, with `--report`, one
  * `{"event":"received","bytes":...}` per connection (stream) when the sender
@@ -12,9 +14,11 @@
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
+import { WebSocketServer } from 'ws';
 import { SecureListener } from '../src/secure/listener.ts';
 import type { ProviderName } from '../src/secure/provider.ts';
 import { TcpTransport } from '../src/transport/tcp.ts';
+import { WebSocketTransport, WS_MAX_MESSAGE_BYTES } from '../src/transport/ws.ts';
 import { createNode, LIBP2P_SINK_PROTOCOL } from './_libp2p.ts';
 import { benchConfig, type Suite } from './_pqnet.ts';
 import { parseFlags, serveParent, toParent, type Json } from './_util.ts';
@@ -55,12 +59,14 @@ async function pqnet(): Promise<void> {
   const provider = (flags.get('provider') ?? 'native') as ProviderName;
   const suite = (flags.get('suite') ?? 'pq') as Suite;
   const cfg = benchConfig(provider, suite);
-  const transport = new TcpTransport();
+  const scheme = flags.get('transport') ?? 'tcp';
+  if (scheme !== 'tcp' && scheme !== 'ws') throw new Error(`--transport must be tcp or ws, not ${scheme}`);
+  const transport = scheme === 'ws' ? new WebSocketTransport() : new TcpTransport();
   let sessions = 0;
   const listener = await SecureListener.listen({
     ...cfg,
     transport,
-    address: 'tcp://127.0.0.1:0',
+    address: `${scheme}://127.0.0.1:0`,
     onSession: (s) => {
       sessions++;
       const c = new Counter();
@@ -172,7 +178,32 @@ async function aead(): Promise<void> {
   serveNet(server);
 }
 
-const modes: Record<string, () => Promise<void>> = { pqnet, libp2p, raw, aead };
+/** Plain `ws` (binary messages, no compression, the transport's payload cap): counts message bytes until the close. */
+async function wsRaw(): Promise<void> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: WS_MAX_MESSAGE_BYTES });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('error', reject);
+    wss.once('listening', () => resolve());
+  });
+  wss.on('connection', (ws) => {
+    const c = new Counter();
+    ws.on('message', (data: Buffer) => c.add(data.length));
+    ws.on('error', () => undefined);
+    ws.on('close', () => c.report());
+  });
+  const a = wss.address() as net.AddressInfo;
+  serveParent(
+    { address: `ws://127.0.0.1:${a.port}`, port: a.port },
+    () => ({ event: 'error', message: 'no commands' }),
+    () =>
+      new Promise((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => r());
+      }),
+  );
+}
+
+const modes: Record<string, () => Promise<void>> = { pqnet, libp2p, raw, aead, 'ws-raw': wsRaw };
 const run = mode === undefined ? undefined : modes[mode];
 if (run === undefined) {
   process.stderr.write(`[server] unknown --mode ${String(mode)}\n`);

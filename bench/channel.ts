@@ -14,10 +14,17 @@
  *   pqnet-native-aes-256-gcm      the same with aes-256-gcm
  *   pqnet-portable                the same on the @noble provider
  *   libp2p-noise-yamux            one yamux stream over Noise, 64 KiB chunks
+ *   ws-raw                        the `ws` package: 64 KiB binary messages, no compression (client frames masked)
+ *   pqnet-native-ws               pqnet-native over WebSocketTransport (ws://)
  *
- * tcp-raw and aead-stream apply the same back-pressure rule as SecureSession
+ * The ws pair is the WebSocket transport's cost: ws-raw against tcp-raw is what
+ * WebSocket framing and masking cost on their own, pqnet-native-ws against
+ * pqnet-native what they cost pqnet (the summary's wsVsTcp).
+ *
+ * tcp-raw, aead-stream and ws-raw apply the same back-pressure rule as SecureSession
  * (write until 4 MiB are queued, limits.maxWriteBufferBytes, then wait for
- * 'drain'); pqnet awaits `session.drained()` when `sendFrame` returns false;
+ * 'drain'; ws-raw waits for the send callback of the message that crossed the
+ * mark, i.e. until its buffer is empty); pqnet awaits `session.drained()` when `sendFrame` returns false;
  * libp2p waits while `send` returns false or 4 MiB are queued (sendLibp2p in
  * bench/_libp2p.ts; not `stream.onDrain()`, which stops waiting after the
  * first drain in @libp2p/utils 7.4.1).
@@ -27,12 +34,14 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { multiaddr } from '@multiformats/multiaddr';
+import { WebSocket } from 'ws';
 import { DEFAULT_LIMITS, MAX_CHUNK_BYTES } from '../src/core/limits.ts';
 import type { AeadAlg } from '../src/secure/algorithms.ts';
 import { PeerId } from '../src/secure/identity.ts';
 import { dialSecure } from '../src/secure/listener.ts';
 import type { ProviderName } from '../src/secure/provider.ts';
 import { TcpTransport } from '../src/transport/tcp.ts';
+import { WebSocketTransport, WS_MAX_MESSAGE_BYTES } from '../src/transport/ws.ts';
 import { createNode, LIBP2P_IMPL, LIBP2P_SINK_PROTOCOL, sendLibp2p } from './_libp2p.ts';
 import { aeadOffer, benchConfig } from './_pqnet.ts';
 import { emit, emitEnvironment, log, mbPerSecond, median, MiB, round, selected, withChild, type BenchOptions, type Child, type Json } from './_util.ts';
@@ -48,6 +57,8 @@ interface Plan {
   /** Bytes per timed run (full, quick). */
   readonly bytes: readonly [number, number];
   readonly fields: Json;
+  /** What carries the bytes (default tcp-loopback-2proc). */
+  readonly transport?: string;
   /** Receiver child arguments. */
   readonly server: (key: Buffer) => string[];
   readonly prepare: (server: Child, key: Buffer) => Promise<Sender>;
@@ -87,17 +98,19 @@ async function connectNet(server: Child): Promise<net.Socket> {
 }
 
 const payload = crypto.randomBytes(RECORD_BYTES);
+const WS_SEND = { binary: true, compress: false } as const;
 const slice = (n: number): Buffer => (n === RECORD_BYTES ? payload : payload.subarray(0, n));
 
-function pqnetPlan(provider: ProviderName, aead: AeadAlg, bytes: readonly [number, number]): Plan {
+function pqnetPlan(provider: ProviderName, aead: AeadAlg, bytes: readonly [number, number], scheme: 'tcp' | 'ws' = 'tcp'): Plan {
   return {
-    impl: `pqnet-${provider}${aead === 'aes-256-gcm' ? '-aes-256-gcm' : ''}`,
+    impl: `pqnet-${provider}${aead === 'aes-256-gcm' ? '-aes-256-gcm' : ''}${scheme === 'ws' ? '-ws' : ''}`,
     bytes,
     fields: { provider, aead, kem: 'x25519-ml-kem-768', sig: 'ml-dsa-65', chunkBytes: MAX_CHUNK_BYTES },
-    server: () => ['--mode', 'pqnet', '--provider', provider, '--suite', 'pq', '--report'],
+    ...(scheme === 'ws' ? { transport: 'ws-loopback-2proc' } : {}),
+    server: () => ['--mode', 'pqnet', '--provider', provider, '--suite', 'pq', '--transport', scheme, '--report'],
     prepare: (server) => {
       const cfg = benchConfig(provider, 'pq');
-      const transport = new TcpTransport();
+      const transport = scheme === 'ws' ? new WebSocketTransport() : new TcpTransport();
       const expectedPeerId = PeerId.parse(String(server.info.peerId));
       const chunk = payload.subarray(0, MAX_CHUNK_BYTES);
       const open = async (): Promise<Connection> => {
@@ -200,6 +213,34 @@ const PLANS: readonly Plan[] = [
       };
     },
   },
+  {
+    impl: 'ws-raw',
+    bytes: [512 * MiB, 64 * MiB],
+    fields: { chunkBytes: RECORD_BYTES, maxPayload: WS_MAX_MESSAGE_BYTES },
+    transport: 'ws-loopback-2proc',
+    server: () => ['--mode', 'ws-raw', '--report'],
+    prepare: (server) =>
+      Promise.resolve({
+        open: async () => {
+          const ws = new WebSocket(`${String(server.info.address)}/`, { perMessageDeflate: false, maxPayload: WS_MAX_MESSAGE_BYTES });
+          ws.on('error', () => undefined);
+          await once(ws, 'open');
+          return {
+            send: async (total) => {
+              let sent = 0;
+              while (sent < total) {
+                const n = Math.min(RECORD_BYTES, total - sent);
+                sent += n;
+                if (ws.bufferedAmount + n < WRITE_BUFFER_LIMIT) ws.send(slice(n), WS_SEND);
+                else await new Promise<void>((resolve, reject) => ws.send(slice(n), WS_SEND, (e) => (e ? reject(e) : resolve())));
+              }
+              ws.close(1000);
+            },
+          };
+        },
+      }),
+  },
+  pqnetPlan('native', 'chacha20-poly1305', [512 * MiB, 64 * MiB], 'ws'),
 ];
 
 interface Run {
@@ -244,7 +285,7 @@ async function measure(plan: Plan, opts: BenchOptions): Promise<number> {
         bench: 'channel',
         impl: plan.impl,
         ...plan.fields,
-        transport: 'tcp-loopback-2proc',
+        transport: plan.transport ?? 'tcp-loopback-2proc',
         metric: 'throughput',
         value: round(value, 1),
         unit: 'MB/s',
@@ -283,5 +324,16 @@ export async function main(opts: BenchOptions): Promise<void> {
     throughput: Object.fromEntries([...results].map(([impl, v]) => [impl, round(v, 1)])),
     vsTcpRaw: ratio(raw) ?? null,
     vsLibp2p: ratio(libp2p) ?? null,
+    // Each ws figure over its TCP counterpart in this run.
+    wsVsTcp: Object.fromEntries(
+      [
+        ['ws-raw', 'tcp-raw'],
+        ['pqnet-native-ws', 'pqnet-native'],
+      ].flatMap(([ws, tcp]) => {
+        const a = results.get(ws!);
+        const b = results.get(tcp!);
+        return a === undefined || b === undefined ? [] : [[ws!, round(a / b, 3)]];
+      }),
+    ),
   });
 }

@@ -27,6 +27,8 @@ export * as schema from './wire/schema.ts';
 export { FLAG_MORE, FLAG_REKEY, type FrameHeader } from './wire/frame.ts';
 
 export { TcpTransport } from './transport/tcp.ts';
+export { WebSocketTransport, type WebSocketTransportOptions } from './transport/ws.ts';
+export { MultiTransport } from './transport/multi.ts';
 export { MemoryNetwork } from './transport/memory.ts';
 export type { ByteStream, Transport, TransportListener } from './transport/types.ts';
 

@@ -28,7 +28,7 @@ export const PEER_USAGE = `usage: pqnet peer <subcommand> [flags]
 
 subcommands:
   list [--all]                               connections (active ones unless --all)
-  connect --addr tcp://HOST:PORT [--peer-id ID]
+  connect --addr tcp://HOST:PORT|ws://HOST:PORT [--peer-id ID]
                                              dial a peer and wait for the handshake
   disconnect PEER-ID                         close a peer's connection
   ban PEER-ID|IP|CIDR|ADDR [--for DURATION] [--note TEXT]
@@ -243,11 +243,9 @@ function configLoader(values: Parsed['values']): () => ResolvedConfig {
     if (config !== undefined) return config;
     const dataDir = str(values, 'data-dir');
     const file = str(values, 'config');
-    // The token is taken from the environment verbatim (tokenFor); it need not also pass as a configuration value.
-    const env = { ...process.env };
-    delete env['PQNET_API_TOKEN'];
+    // PQNET_API_TOKEN stays in: a non-loopback api.listen is valid only with a token, and the node reads it too.
     config = loadConfig({
-      env,
+      env: process.env,
       flags: { values: dataDir === undefined ? {} : { data_dir: dataDir }, describe: () => 'flag --data-dir' },
       ...(file === undefined ? {} : { file }),
     });
@@ -374,12 +372,14 @@ async function peerConnect(argv: string[]): Promise<void> {
   const { values } = parse(argv, { addr: { type: 'string' }, 'peer-id': { type: 'string' } }, 0);
   if (values['help'] === true) return void console.log(PEER_USAGE);
   const addr = str(values, 'addr');
-  if (addr === undefined) throw new UsageError('peer connect: --addr tcp://HOST:PORT is required');
+  if (addr === undefined) throw new UsageError('peer connect: --addr tcp://HOST:PORT (or ws://HOST:PORT) is required');
+  let scheme: string | undefined;
   try {
-    parseHostPort(addr, 'tcp');
+    scheme = parseHostPort(addr).scheme;
   } catch {
-    throw new UsageError(`--addr: expected tcp://HOST:PORT (IPv6 hosts in brackets), got ${JSON.stringify(addr.slice(0, 80))}`);
+    scheme = undefined;
   }
+  if (scheme !== 'tcp' && scheme !== 'ws') throw new UsageError(`--addr: expected tcp://HOST:PORT or ws://HOST:PORT (IPv6 hosts in brackets), got ${JSON.stringify(addr.slice(0, 80))}`);
   const peerId = str(values, 'peer-id');
   if (peerId !== undefined) checkPeerId(peerId, '--peer-id');
   const res = await clientFor(values, true).connect(peerId === undefined ? { addr } : { addr, peerId });

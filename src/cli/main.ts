@@ -22,11 +22,11 @@ const USAGE = `usage: pqnet <command> [flags]
 commands:
   keygen [--alg ml-dsa-65|slh-dsa-shake-128s|ed25519] [--out FILE] [--force]
       generate a node key (default: <data dir>/node.key) and print its peer id
-  listen [--data-dir DIR] [--config FILE] [--listen tcp://HOST:PORT ...] [--chain-id N]
+  listen [--data-dir DIR] [--config FILE] [--listen tcp://HOST:PORT|ws://HOST:PORT ...] [--chain-id N]
          [--db sqlite:PATH] [--key FILE] [--api HOST:PORT | --no-api] [--seed ADDR ...]
          [--must-connect [PEERID@]ADDR ...] [--max-peers N] [--log-level LEVEL] [--log-format json|text]
       run a node until SIGINT or SIGTERM
-  peer list [--all] | connect --addr tcp://HOST:PORT [--peer-id ID] | disconnect PEER-ID
+  peer list [--all] | connect --addr tcp://HOST:PORT|ws://... [--peer-id ID] | disconnect PEER-ID
        | ban PEER-ID|IP|CIDR|ADDR [--for DURATION] [--note TEXT] | unban PEER-ID|IP|CIDR|ADDR | bans
       manage a running node's peers through its HTTP API (pqnet peer help for details)
   info      the running node's identity, addresses and algorithms

@@ -62,7 +62,10 @@ const address = z.string().superRefine((v, ctx) => {
   }
 });
 
-const tcpAddress = address.refine((v) => v.startsWith('tcp://'), { message: 'only tcp:// addresses are supported by this version' });
+/** Schemes the node's transport serves (TcpTransport and WebSocketTransport, src/node/node.ts). */
+const DIALABLE_SCHEMES = ['tcp', 'ws'];
+
+const dialableAddress = address.refine((v) => DIALABLE_SCHEMES.some((s) => v.startsWith(`${s}://`)), { message: 'only tcp:// and ws:// addresses are supported by this version' });
 
 const peerId = z.string().superRefine((v, ctx) => {
   try {
@@ -80,14 +83,14 @@ const cidr = z.string().superRefine((v, ctx) => {
   }
 });
 
-/** `tcp://host:port`, `PEERID@tcp://host:port`, or `{ address, peer_id }`: the string forms become the table form. */
+/** `tcp://host:port` (or `ws://`), `PEERID@tcp://host:port`, or `{ address, peer_id }`: the string forms become the table form. */
 const mustConnect = z.preprocess(
   (v) => {
     if (typeof v !== 'string') return v;
     const at = v.indexOf('@');
     return at < 0 ? { address: v } : { address: v.slice(at + 1), peer_id: v.slice(0, at) };
   },
-  z.strictObject({ address: tcpAddress, peer_id: peerId.optional() }).transform((v): MustConnectPeer => (v.peer_id === undefined ? { address: v.address } : { address: v.address, peerId: v.peer_id })),
+  z.strictObject({ address: dialableAddress, peer_id: peerId.optional() }).transform((v): MustConnectPeer => (v.peer_id === undefined ? { address: v.address } : { address: v.address, peerId: v.peer_id })),
 );
 
 const count = (min: number, max: number) => z.int().min(min).max(max);
@@ -122,7 +125,11 @@ const sections = {
   api: z.strictObject({
     enabled: z.boolean().default(true),
     listen: z.string().default(DEFAULT_API_LISTEN),
-    token: z.string().min(16).max(256).optional(),
+    /** Printable ASCII without spaces: it travels in an `Authorization: Bearer` header. */
+    token: z
+      .string()
+      .regex(/^[\x21-\x7e]{16,256}$/, 'expected 16 to 256 printable ASCII characters without spaces')
+      .optional(),
     max_body_bytes: count(256, 1024 * 1024).default(16 * 1024),
   }),
   log: z.strictObject({
@@ -136,9 +143,9 @@ const ConfigSchema = z.strictObject({
   chain_id: count(0, 0xffff_ffff).default(DEFAULT_CHAIN_ID),
   db: z.string().min(1).optional(),
   key: z.string().min(1).optional(),
-  listen: list(tcpAddress).default([DEFAULT_LISTEN]),
+  listen: list(dialableAddress).default([DEFAULT_LISTEN]),
   announce: list(address).default([]),
-  seeds: list(tcpAddress).default([]),
+  seeds: list(dialableAddress).default([]),
   agent: z.string().min(1).max(64).default('pqnet/0.1'),
   peers: sections.peers.default(sections.peers.parse({})),
   rate: sections.rate.default(sections.rate.parse({})),
@@ -256,7 +263,9 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Con
     if (!name.startsWith('PQNET_') || name === CONFIG_ENV || raw === undefined) continue;
     const key = byName.get(name);
     if (key === undefined) throw invalid(`unknown environment variable ${name} (known: ${[...byName.keys()].sort().join(', ')})`);
-    setKey(values, key, readValue(raw));
+    // The API token is taken verbatim: read as TOML, a token of digits would become a number and a
+    // quoted one would lose its quotes here but not in the client, which sends PQNET_API_TOKEN as it is.
+    setKey(values, key, key === 'api.token' ? raw : readValue(raw));
     names.set(key, name);
   }
   return { values, describe: (k) => `env ${names.get(k) ?? envName(k)}` };

@@ -38,8 +38,10 @@ import type { CryptoProvider } from '../secure/provider.ts';
 import { getProvider } from '../secure/providers.ts';
 import type { SecureSession } from '../secure/session.ts';
 import { parseHostPort } from '../transport/address.ts';
+import { MultiTransport } from '../transport/multi.ts';
 import { TcpTransport } from '../transport/tcp.ts';
 import type { Transport } from '../transport/types.ts';
+import { WebSocketTransport } from '../transport/ws.ts';
 import { createRegistry } from '../wire/messages.ts';
 import type { MessageRegistry, MessageType } from '../wire/registry.ts';
 
@@ -221,7 +223,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.#config = config;
     this.identity = config.identity;
     this.#clock = config.clock ?? new SystemClock();
-    this.#transport = config.transport ?? new TcpTransport();
+    this.#transport = config.transport ?? new MultiTransport([new TcpTransport(), new WebSocketTransport()]);
     this.limits = makeLimits(config.limits);
     this.#timers = { ...DEFAULT_PEER_TIMERS, ...config.timers };
     this.#rateLimits = { ...DEFAULT_RATE_LIMITS, ...config.rateLimits };

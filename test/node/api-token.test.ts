@@ -148,3 +148,17 @@ test('loadConfig: an API beyond loopback needs api.token; loopback, a token, or 
     assert.match(configError(() => loadConfig({ file, homeDir: home, env: {} })), /api\.token/);
   });
 });
+
+test('PQNET_API_TOKEN is taken verbatim (digits stay a string, quotes stay); api.token refuses spaces and control characters', async () => {
+  await withDir((home) => {
+    const digits = '1234567890123456';
+    assert.equal(loadConfig({ homeDir: home, env: { PQNET_API_TOKEN: digits } }).api.token, digits);
+    assert.equal(loadConfig({ homeDir: home, env: { PQNET_API_TOKEN: '"quoted-token-value"' } }).api.token, '"quoted-token-value"');
+    for (const bad of ['my secret token with spaces', 'tab\tseparated-token-value', 'non-ascii-tökenvalue-xx']) {
+      assert.match(configError(() => loadConfig({ homeDir: home, env: { PQNET_API_TOKEN: bad } })), /api\.token \(env PQNET_API_TOKEN\): expected 16 to 256 printable ASCII/, bad);
+    }
+    const file = path.join(home, 'spaces.toml');
+    writeFileSync(file, '[api]\ntoken = "a token with spaces in it"\n');
+    assert.match(configError(() => loadConfig({ homeDir: home, file, env: {} })), /api\.token .*printable ASCII characters without spaces/);
+  });
+});

@@ -126,7 +126,7 @@ test('limits, algorithms and the identity algorithm are checked when the configu
   });
 });
 
-test('must-connect entries: every form needs tcp://, and a bad peer id is named', () => {
+test('must-connect entries: every form needs tcp:// or ws://, and a bad peer id is named', () => {
   withDir((dir) => {
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MUST_CONNECT: 'udp://1.2.3.4:5' } })), /peers\.must_connect\[0\]\.address \(env PQNET_PEERS_MUST_CONNECT\): only tcp/);
     assert.match(configError(() => loadConfig({ homeDir: dir, env: { PQNET_PEERS_MUST_CONNECT: 'nope@tcp://1.2.3.4:5' } })), /peers\.must_connect\[0\]\.peer_id .*not a peer id/);
