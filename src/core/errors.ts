@@ -125,6 +125,18 @@ export const Reasons = {
 
   // Operator surface: configuration, command line, HTTP API (local).
   CONFIG_INVALID: { wire: 1000, penalty: 0, description: 'invalid configuration' },
+
+  // Chain data from a peer (the ChainAdapter's verdicts).
+  CHAIN_BAD_HEADER: { wire: 1100, penalty: 100, description: 'header is malformed or fails validation' },
+  CHAIN_UNKNOWN_PARENT: { wire: 1101, penalty: 10, description: 'header or block does not connect to a known parent' },
+  CHAIN_BAD_BLOCK: { wire: 1102, penalty: 100, description: 'block is malformed or does not match its header' },
+  CHAIN_BAD_TX: { wire: 1103, penalty: 5, description: 'transaction is malformed or not admissible' },
+  CHAIN_BAD_STATE: { wire: 1104, penalty: 100, description: 'state snapshot data does not match its manifest' },
+
+  // Sync protocol.
+  SYNC_STALL: { wire: 1200, penalty: 10, description: 'peer did not deliver requested chain data in time' },
+  SYNC_UNREQUESTED: { wire: 1201, penalty: 20, description: 'chain data that was not requested' },
+  SYNC_BAD_RESPONSE: { wire: 1202, penalty: 50, description: 'response does not answer its request' },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof Reasons;
