@@ -1,5 +1,5 @@
 /**
- * Benchmark dispatcher: `node bench/run.ts handshake|channel|frames|mux|conn-memory|api|all [--quick] [--only=<impl>]`
+ * Benchmark dispatcher: `node bench/run.ts handshake|channel|frames|mux|conn-memory|api|devchain|all [--quick] [--only=<impl>]`
  * (or `npm run bench -- <name> [--quick]`). Figures are JSON lines on stdout,
  * progress on stderr.
  */
@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ main: (o: BenchOptions) => Promise
   mux: () => import('./mux.ts'),
   'conn-memory': () => import('./conn-memory.ts'),
   api: () => import('./api.ts'),
+  devchain: () => import('./devchain.ts'),
 };
 
 const args = process.argv.slice(2);

@@ -97,7 +97,9 @@ export interface ChainAdapter {
   /** Parse a header and run the checks that need no other header (size, encoding, proof of work). Throws CHAIN_BAD_HEADER. */
   decodeHeader(bytes: Uint8Array): ChainHeader;
   /**
-   * Check `header` against its stored parent (height, timestamp, difficulty).
+   * Check `header` against its parent (height, timestamp, difficulty): a stored
+   * header, or, for a batch being judged before it is stored, the previous
+   * header of the batch as a `HeaderEntry` (its `totalWork` computed, `hasBlock` false).
    * `nowMs` is wall-clock time for "not too far in the future" rules. Throws
    * CHAIN_BAD_HEADER.
    */

@@ -49,6 +49,8 @@ interface PeerState {
   inflight: string | undefined;
   /** When it last answered with less than a full batch. */
   caughtUpAt: number | undefined;
+  /** When it was last asked (-1: never); ties between peers go to the one asked longest ago. */
+  askedAt: number;
 }
 
 export interface HeaderSyncStats {
@@ -75,7 +77,7 @@ export class HeaderSync {
   }
 
   addPeer(peer: string, height: number): void {
-    if (!this.#peers.has(peer)) this.#peers.set(peer, { height, cursor: undefined, inflight: undefined, caughtUpAt: undefined });
+    if (!this.#peers.has(peer)) this.#peers.set(peer, { height, cursor: undefined, inflight: undefined, caughtUpAt: undefined, askedAt: -1 });
   }
 
   removePeer(peer: string): void {
@@ -138,9 +140,10 @@ export class HeaderSync {
       inflight++;
       starts.add(p.inflight);
     }
+    const bestHeight = this.#chain.bestHeader().height;
     const idle = [...this.#peers.entries()]
-      .filter(([, p]) => p.inflight === undefined && (p.caughtUpAt === undefined || now - p.caughtUpAt >= this.options.recheckMs))
-      .sort(([, a], [, b]) => b.height - a.height);
+      .filter(([, p]) => p.inflight === undefined && this.#due(p, bestHeight, now))
+      .sort(([, a], [, b]) => b.height - a.height || a.askedAt - b.askedAt);
     for (const [peer, p] of idle) {
       if (inflight >= this.options.maxConcurrent) break;
       const from = this.#startFor(p);
@@ -148,6 +151,7 @@ export class HeaderSync {
       if (starts.has(key)) continue;
       starts.add(key);
       p.inflight = key;
+      p.askedAt = now;
       inflight++;
       this.#actions.push({ type: 'request', peer, locator: buildLocator(this.#chain, from), stop: undefined });
     }
@@ -167,6 +171,24 @@ export class HeaderSync {
     let h = this.#best.height;
     for (const p of this.#peers.values()) if (p.height > h) h = p.height;
     return h;
+  }
+
+  /**
+   * Whether to ask the peer now: always once (it may be on another branch), then
+   * while it may have more (its last answer was full, or it claims a height
+   * above our best header), and otherwise every `recheckMs`.
+   */
+  #due(p: PeerState, bestHeight: number, now: number): boolean {
+    if (p.askedAt < 0) return true;
+    if (p.caughtUpAt === undefined) return p.height > bestHeight || p.cursor === undefined || !this.#cursorOnBest(p);
+    return now - p.caughtUpAt >= this.options.recheckMs;
+  }
+
+  #cursorOnBest(p: PeerState): boolean {
+    const cursor = p.cursor === undefined ? undefined : this.#chain.header(p.cursor);
+    if (cursor === undefined) return false;
+    const onBest = this.#chain.headerAt(cursor.height);
+    return onBest !== undefined && sameHash(onBest.hash, cursor.hash);
   }
 
   /** Our best header, unless the peer's cursor is on another branch: then its cursor. */

@@ -268,7 +268,7 @@ test('listener: plain HTTP gets 426; another path is refused; a connection that 
 
     const idle = net.connect({ host: '127.0.0.1', port });
     idle.on('error', () => undefined);
-    await within(once(idle, 'close'), 'the silent connection to be dropped');
+    await within(once(idle, 'close'), 'the silent connection to be dropped', 20_000);
 
     const raw = await rawClient(listener.address);
     const stream = await next();
