@@ -37,7 +37,8 @@
  */
 import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { isPqnetError, PqnetError, reasonFromWire, Reasons, type Reason } from '../core/errors.ts';
+import { PqnetError, reasonFromWire, Reasons, type Reason } from '../core/errors.ts';
+import { toStoreError, useWal } from '../core/sqlite.ts';
 import { PeerId } from '../secure/identity.ts';
 import { normalizeCidr } from './bans.ts';
 import type { AddressSource, BanKind, BanRecord, BanStore, PeerBookEntry } from './types.ts';
@@ -88,22 +89,6 @@ type Statements = Record<
   'begin' | 'commit' | 'rollback' | 'upsertPeer' | 'getPeer' | 'listPeers' | 'deletePeer' | 'countPeers' | 'saveBan' | 'loadBans' | 'deleteBan',
   StatementSync
 >;
-
-/** Primary SQLite result codes (`errcode & 0xff`) that get their own reason. */
-const SQLITE_BUSY = 5;
-const SQLITE_LOCKED = 6;
-const SQLITE_CORRUPT = 11;
-const SQLITE_NOTADB = 26;
-
-function toStoreError(e: unknown, fallback: 'STORE_OPEN_FAILED' | 'STORE_IO'): PqnetError {
-  if (isPqnetError(e)) return e;
-  const errcode = (e as { errcode?: unknown } | null)?.errcode;
-  const primary = typeof errcode === 'number' ? errcode & 0xff : undefined;
-  const code = primary === SQLITE_BUSY || primary === SQLITE_LOCKED ? 'STORE_LOCKED'
-    : primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB ? 'STORE_CORRUPT'
-    : fallback;
-  return new PqnetError(code, e instanceof Error ? e.message : String(e), { cause: e });
-}
 
 const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -262,9 +247,8 @@ export class PeerStore implements BanStore {
       throw toStoreError(e, 'STORE_OPEN_FAILED');
     }
     try {
-      const { journal_mode: mode } = db.prepare('PRAGMA journal_mode = WAL').get() as Row;
-      if (mode !== 'wal') throw new PqnetError('STORE_OPEN_FAILED', `journal_mode is ${String(mode)}, WAL unavailable`);
-      db.exec('PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON');
+      useWal(db);
+      db.exec('PRAGMA foreign_keys = ON');
       createSchemaIfFresh(db);
       return new PeerStore(db);
     } catch (e) {

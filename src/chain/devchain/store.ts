@@ -42,7 +42,8 @@
  */
 import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { isPqnetError, PqnetError } from '../../core/errors.ts';
+import { PqnetError } from '../../core/errors.ts';
+import { toStoreError, useWal } from '../../core/sqlite.ts';
 import type { Hash } from '../adapter.ts';
 import { bigintToBytes, bytesToBigint, compareBytes } from './hash.ts';
 import { HASH_BYTES, MAX_BALANCE } from './params.ts';
@@ -103,21 +104,6 @@ export interface HeaderRow {
 }
 
 type Row = Record<string, unknown>;
-
-const SQLITE_BUSY = 5;
-const SQLITE_LOCKED = 6;
-const SQLITE_CORRUPT = 11;
-const SQLITE_NOTADB = 26;
-
-function toStoreError(e: unknown, fallback: 'STORE_OPEN_FAILED' | 'STORE_IO'): PqnetError {
-  if (isPqnetError(e)) return e;
-  const errcode = (e as { errcode?: unknown } | null)?.errcode;
-  const primary = typeof errcode === 'number' ? errcode & 0xff : undefined;
-  const code = primary === SQLITE_BUSY || primary === SQLITE_LOCKED ? 'STORE_LOCKED'
-    : primary === SQLITE_CORRUPT || primary === SQLITE_NOTADB ? 'STORE_CORRUPT'
-    : fallback;
-  return new PqnetError(code, e instanceof Error ? e.message : String(e), { cause: e });
-}
 
 function corrupt(what: string): never {
   throw new PqnetError('STORE_CORRUPT', what);
@@ -265,9 +251,7 @@ export class DevchainStore {
     }
     try {
       db.exec('PRAGMA locking_mode = EXCLUSIVE');
-      const { journal_mode: mode } = db.prepare('PRAGMA journal_mode = WAL').get() as Row;
-      if (mode !== 'wal') throw new PqnetError('STORE_OPEN_FAILED', `journal_mode is ${String(mode)}, WAL unavailable`);
-      db.exec('PRAGMA synchronous = NORMAL');
+      useWal(db);
       db.exec('BEGIN IMMEDIATE'); // takes the exclusive lock; checked again under it
       let store: DevchainStore;
       try {
