@@ -10,6 +10,7 @@ import { banTarget, formatAge, formatBytes, formatTable, infoCommand, MAX_DURATI
 import { ApiError } from '../../src/rpc/client.ts';
 import type { BanJson, InfoResponse, PeerJson, StatsResponse } from '../../src/rpc/types.ts';
 import { PeerId } from '../../src/secure/identity.ts';
+import { makePeer } from '../rpc/_peer-json.ts';
 
 const PEER_A = new PeerId(new Uint8Array(32).fill(1)).toString();
 const PEER_B = new PeerId(new Uint8Array(32).fill(2)).toString();
@@ -147,35 +148,8 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-function makePeer(over: Partial<PeerJson>): PeerJson {
-  return {
-    peerId: PEER_A,
-    direction: 'outbound',
-    state: 'active',
-    address: 'tcp://127.0.0.1:41001',
-    host: '127.0.0.1',
-    mustConnect: false,
-    agent: 'pqnet/0.1',
-    listenAddresses: [],
-    protocols: [],
-    height: null,
-    rttMs: 0.42,
-    score: 50,
-    scoreStatus: 'neutral',
-    clockSkewMs: null,
-    connectedForMs: 3 * 3_600_000 + 5 * 60_000,
-    bytesIn: 1536,
-    bytesOut: 12 * 1024 * 1024,
-    queuedBytes: 0,
-    requestsInFlight: 0,
-    handshake: { kem: 'x25519-ml-kem-768', aead: 'chacha20-poly1305', sig: 'ml-dsa-65', ms: 12.3 },
-    messages: { in: {}, out: {} },
-    ...over,
-  };
-}
-
 const peers: PeerJson[] = [
-  makePeer({}),
+  makePeer({ peerId: PEER_A }),
   makePeer({ peerId: PEER_B, direction: 'inbound', address: 'tcp://[2001:db8::1]:5000', rttMs: null, score: 12.25, agent: null, connectedForMs: 45_000, bytesIn: 0, bytesOut: 10 }),
   makePeer({ peerId: null, state: 'handshaking', address: 'tcp://192.0.2.9:41000', agent: null, handshake: null }),
 ];

@@ -5,6 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { ApiClient, ApiError } from '../../src/rpc/client.ts';
 import type { BanJson, HealthResponse, InfoResponse, PeerJson, StatsResponse } from '../../src/rpc/types.ts';
+import { makePeer } from './_peer-json.ts';
 
 interface Seen {
   readonly method: string;
@@ -66,29 +67,14 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
 const PEER_ID = 'pq1' + 'a'.repeat(52);
 const TOKEN = 'secret-token-0123456789';
 
-const peer: PeerJson = {
+const peer: PeerJson = makePeer({
   peerId: PEER_ID,
-  direction: 'outbound',
-  state: 'active',
-  address: 'tcp://127.0.0.1:41001',
-  host: '127.0.0.1',
-  mustConnect: false,
-  agent: 'pqnet/0.1',
-  listenAddresses: [],
-  protocols: [],
-  height: null,
   rttMs: 0.4,
-  score: 50,
-  scoreStatus: 'neutral',
-  clockSkewMs: null,
   connectedForMs: 1000,
   bytesIn: 10,
   bytesOut: 20,
-  queuedBytes: 0,
-  requestsInFlight: 0,
   handshake: { kem: 'x25519-ml-kem-768', aead: 'chacha20-poly1305', sig: 'ml-dsa-65', ms: 3 },
-  messages: { in: {}, out: {} },
-};
+});
 
 const ban: BanJson = { kind: 'address', target: '192.0.2.0/24', reason: 'OPERATOR', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-01-01T01:00:00.000Z', offenses: 1, note: '' };
 
