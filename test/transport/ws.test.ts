@@ -285,26 +285,6 @@ test('listener: plain HTTP gets 426; another path is refused; a connection that 
   }
 });
 
-test('IPv6 loopback addresses are bracketed', async (t) => {
-  const transport = new WebSocketTransport();
-  let listener: TransportListener;
-  try {
-    listener = await transport.listen('ws://[::1]:0', () => undefined);
-  } catch {
-    t.skip('no IPv6 loopback');
-    return;
-  }
-  try {
-    assert.match(listener.address, /^ws:\/\/\[::1\]:\d+$/);
-    const s = await transport.dial(listener.address);
-    assert.equal(s.remoteAddress, listener.address);
-    assert.equal(s.remoteHost, '::1');
-    s.destroy();
-  } finally {
-    await listener.close();
-  }
-});
-
 test('the same stream semantics carry a secure-layer-sized exchange in both directions', () =>
   withConnection(new WebSocketTransport(), 'ws', async ({ client, server }) => {
     const c = new Recorder();
