@@ -11,10 +11,10 @@
 import { EventEmitter } from 'node:events';
 import type { ChainAdapter, HeaderEntry } from '../chain/adapter.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
-import type { Node, PeerInfo } from '../node/node.ts';
-import { HeaderSync, type HeaderSyncAction, type HeaderSyncOptions } from './headers.ts';
-import { headersAfter } from './locator.ts';
-import { SYNC_PROTOCOL, syncMessages, type SyncMessages } from './messages.ts';
+import type { Node, PeerInfo } from './node.ts';
+import { HeaderSync, type HeaderSyncAction, type HeaderSyncOptions } from '../sync/headers.ts';
+import { headersAfter } from '../sync/locator.ts';
+import { SYNC_PROTOCOL, syncMessages, type SyncMessages } from '../sync/messages.ts';
 
 export interface ChainSyncOptions {
   readonly headers?: Partial<HeaderSyncOptions>;

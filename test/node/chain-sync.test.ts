@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SystemClock } from '../../src/core/clock.ts';
 import { SYNC_PROTOCOL } from '../../src/sync/messages.ts';
-import { ChainSync } from '../../src/sync/service.ts';
+import { ChainSync } from '../../src/node/chain-sync.ts';
 import { testNodes, until } from '../node/_nodes.ts';
 import { tempDir, withChains } from '../chain/_devchain.ts';
 
