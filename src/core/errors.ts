@@ -137,6 +137,10 @@ export const Reasons = {
   SYNC_STALL: { wire: 1200, penalty: 10, description: 'peer did not deliver requested chain data in time' },
   SYNC_UNREQUESTED: { wire: 1201, penalty: 20, description: 'chain data that was not requested' },
   SYNC_BAD_RESPONSE: { wire: 1202, penalty: 50, description: 'response does not answer its request' },
+  SYNC_RELAY_FLOOD: { wire: 1210, penalty: 10, description: 'peer announced or pushed more transactions or blocks than its relay rate cap' },
+  SYNC_BAD_COMPACT: { wire: 1211, penalty: 50, description: 'compact block or its missing transactions do not rebuild the announced block' },
+  SYNC_BAD_CHUNK: { wire: 1220, penalty: 50, description: 'state chunk does not hash to its manifest entry' },
+  SYNC_BAD_MANIFEST: { wire: 1221, penalty: 50, description: 'state manifest is malformed or does not match the header it names' },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof Reasons;
