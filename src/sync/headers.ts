@@ -115,7 +115,14 @@ export class HeaderSync {
       p.cursor = last.hash;
       if (last.height > p.height) p.height = last.height;
     }
-    p.caughtUpAt = batch.length < MAX_HEADERS_PER_MESSAGE ? now : undefined;
+    if (batch.length < MAX_HEADERS_PER_MESSAGE) {
+      p.caughtUpAt = now;
+      // It has nothing more: what it claimed beyond what it showed is not a height to sync to.
+      const shown = p.cursor === undefined ? undefined : this.#chain.header(p.cursor);
+      p.height = shown?.height ?? 0;
+    } else {
+      p.caughtUpAt = undefined;
+    }
     const best = this.#chain.bestHeader();
     if (!sameHash(best.hash, this.#best.hash)) {
       this.#best = best;
@@ -166,7 +173,12 @@ export class HeaderSync {
     return { bestHeight: this.#best.height, peers: this.#peers.size, inflight, headersStored: this.#stored, batchesRefused: this.#refused };
   }
 
-  /** Highest height any peer has claimed or shown. */
+  /** The height the peer claims or has shown (undefined if unknown peer). */
+  peerHeight(peer: string): number | undefined {
+    return this.#peers.get(peer)?.height;
+  }
+
+  /** Highest height any peer has claimed or shown (a claim is dropped once the peer says it has nothing more). */
   targetHeight(): number {
     let h = this.#best.height;
     for (const p of this.#peers.values()) if (p.height > h) h = p.height;

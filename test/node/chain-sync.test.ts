@@ -33,10 +33,13 @@ test('ChainSync: a node syncs 4,100 headers from a peer over TCP and follows its
         await b.connect(plain.listenAddresses[0]!);
         await until(() => chainB.bestHeader().height === 4_100, 'B to have A\'s headers', 4_000);
         assert.deepEqual(chainB.bestHeader().hash, chainA.bestHeader().hash);
+        await until(() => chainB.tip().height === 4_100, 'B to have A\'s blocks', 4_000);
+        assert.deepEqual(chainB.tip().hash, chainA.tip().hash);
         assert.deepEqual(bests.slice(0, 3), [2_000, 4_000, 4_100]);
         // A mines on; B asks again (recheck) and follows.
         chainA.mineChain(5);
-        await until(() => chainB.bestHeader().height === 4_105, 'B to follow A\'s new headers', 4_000);
+        await until(() => chainB.tip().height === 4_105, 'B to follow A\'s new blocks', 4_000);
+        chainB.checkIntegrity();
         // The peer without pqnet/sync/1 was never asked, and nobody was penalised.
         assert.equal(syncB.headers.stats().peers, 1);
         assert.equal(b.health().offenses['CHAIN_BAD_HEADER'], undefined);
