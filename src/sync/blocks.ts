@@ -191,7 +191,7 @@ export class BlockSync {
         break;
       }
       accepted++;
-      if (this.#queue.has(height) || this.#have.get(height) === r.hashes[i]) {
+      if (this.#queue.has(height) || this.#have.get(height) === r.hashes[i] || this.#chain.header(block.header.hash)?.hasBlock === true) {
         this.#duplicates++;
         continue;
       }
