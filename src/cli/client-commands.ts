@@ -47,7 +47,7 @@ export const STATS_USAGE = `usage: pqnet stats [flags]
 traffic, rejects, disconnects, offenses and handshakes since the node started
 ${clientFlagsHelp()}`;
 
-function clientFlagsHelp(): string {
+export function clientFlagsHelp(): string {
   return `
 flags (every command):
   --api HOST:PORT | URL   the node's API (default: <data dir>/api.addr, else api.listen)
@@ -116,7 +116,7 @@ export function banTarget(s: string): { peerId: string } | { address: string } {
 }
 
 /** Control characters (a peer's agent string may hold any) shown as `?`, so a cell cannot move the cursor or break a row. */
-function printable(s: string): string {
+export function printable(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?');
 }
 
@@ -181,7 +181,7 @@ function list(items: readonly string[]): string {
 
 // ---- Flags and the node's address ----
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+export type Options = NonNullable<ParseArgsConfig['options']>;
 
 const COMMON_OPTIONS: Options = {
   api: { type: 'string' },
@@ -192,12 +192,12 @@ const COMMON_OPTIONS: Options = {
   help: { type: 'boolean', short: 'h' },
 };
 
-interface Parsed {
+export interface Parsed {
   readonly values: Record<string, string | boolean | undefined>;
   readonly positionals: string[];
 }
 
-function parse(argv: string[], options: Options, positionals: number): Parsed {
+export function parse(argv: string[], options: Options, positionals: number): Parsed {
   let out: ReturnType<typeof parseArgs>;
   try {
     out = parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, strict: true, allowPositionals: positionals > 0 });
@@ -209,7 +209,7 @@ function parse(argv: string[], options: Options, positionals: number): Parsed {
   return { values, positionals: out.positionals };
 }
 
-function str(values: Parsed['values'], name: string): string | undefined {
+export function str(values: Parsed['values'], name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
 }
@@ -267,7 +267,7 @@ function readLine(file: string): string | undefined {
 }
 
 /** A client for the node the flags name; `withToken` for operator actions. */
-function clientFor(values: Parsed['values'], withToken: boolean): ApiClient {
+export function clientFor(values: Parsed['values'], withToken: boolean): ApiClient {
   const config = configLoader(values);
   const flag = str(values, 'api');
   let base: string;
@@ -304,7 +304,7 @@ function tokenFor(values: Parsed['values'], config: () => ResolvedConfig, localT
   return { token: token === '' ? undefined : token, tokenFile: c.tokenPath };
 }
 
-function printJson(body: unknown): void {
+export function printJson(body: unknown): void {
   console.log(JSON.stringify(body, null, 2));
 }
 
@@ -466,7 +466,7 @@ async function peerBans(argv: string[]): Promise<void> {
 // ---- pqnet info ----
 
 /** `key: value` lines with the values aligned. */
-function keyValues(pairs: readonly (readonly [string, string])[]): string {
+export function keyValues(pairs: readonly (readonly [string, string])[]): string {
   const width = Math.max(...pairs.map(([k]) => k.length)) + 1;
   return pairs.map(([k, v]) => printable(`${`${k}:`.padEnd(width)} ${v}`).trimEnd()).join('\n');
 }

@@ -16,6 +16,7 @@ import { SIG_ALGS, type SigAlg } from '../secure/algorithms.ts';
 import { generateIdentity } from '../secure/identity.ts';
 import { saveIdentity } from '../secure/keyfile.ts';
 import { infoCommand, peerCommand, statsCommand, UsageError } from './client-commands.ts';
+import { publishCommand, statusCommand } from './chain-commands.ts';
 
 const USAGE = `usage: pqnet <command> [flags]
 
@@ -25,12 +26,17 @@ commands:
   listen [--data-dir DIR] [--config FILE] [--listen tcp://HOST:PORT|ws://HOST:PORT ...] [--chain-id N]
          [--db sqlite:PATH] [--key FILE] [--api HOST:PORT | --no-api] [--seed ADDR ...]
          [--must-connect [PEERID@]ADDR ...] [--max-peers N] [--log-level LEVEL] [--log-format json|text]
-      run a node until SIGINT or SIGTERM
+         [--chain-db PATH] [--sync-mode full|state] [--no-sync]
+      run a node (and sync its chain) until SIGINT or SIGTERM
   peer list [--all] | connect --addr tcp://HOST:PORT|ws://... [--peer-id ID] | disconnect PEER-ID
        | ban PEER-ID|IP|CIDR|ADDR [--for DURATION] [--note TEXT] | unban PEER-ID|IP|CIDR|ADDR | bans
       manage a running node's peers through its HTTP API (pqnet peer help for details)
   info      the running node's identity, addresses and algorithms
   stats     the running node's traffic, rejects, disconnects, offenses and handshakes
+  status [--watch]
+      chain sync: state, heights, progress bar, rates and time left
+  publish blocks|headers|txs --count N [--txs-per-block K]
+      make the running node produce blocks or transactions on its dev chain and announce them
       client flags: [--api HOST:PORT|URL] [--token TOKEN] [--data-dir DIR] [--config FILE] [--json]
 
 The data directory is --data-dir, else $PQNET_DATA_DIR, else ~/.pqnet. Settings come from
@@ -84,10 +90,12 @@ const LISTEN_FLAGS: Record<string, { key: string; multiple?: boolean; boolean?: 
   'max-peers': { key: 'peers.max_peers' },
   'log-level': { key: 'log.level' },
   'log-format': { key: 'log.format' },
+  'chain-db': { key: 'sync.db' },
+  'sync-mode': { key: 'sync.mode' },
 };
 
 async function listen(argv: string[]): Promise<void> {
-  const options: Options = { config: { type: 'string' }, 'no-api': { type: 'boolean' } };
+  const options: Options = { config: { type: 'string' }, 'no-api': { type: 'boolean' }, 'no-sync': { type: 'boolean' } };
   for (const [flag, f] of Object.entries(LISTEN_FLAGS)) options[flag] = f.multiple === true ? { type: 'string', multiple: true } : { type: 'string' };
   const { values } = parse(argv, options);
   if (values['help'] === true) return void console.log(USAGE);
@@ -103,6 +111,10 @@ async function listen(argv: string[]): Promise<void> {
   if (values['no-api'] === true) {
     setKey(tree, 'api.enabled', false);
     flagOf.set('api.enabled', 'flag --no-api');
+  }
+  if (values['no-sync'] === true) {
+    setKey(tree, 'sync.enabled', false);
+    flagOf.set('sync.enabled', 'flag --no-sync');
   }
   const configFile = values['config'] as string | undefined;
   const config = loadConfig({
@@ -148,6 +160,12 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'stats':
         await statsCommand(rest);
+        return 0;
+      case 'status':
+        await statusCommand(rest);
+        return 0;
+      case 'publish':
+        await publishCommand(rest);
         return 0;
       case undefined:
       case 'help':

@@ -25,6 +25,9 @@ import { DEFAULT_PEER_SET_OPTIONS } from '../peer/peer-set.ts';
 import { AEAD_ALGS, KEM_ALGS, SIG_ALGS, type AeadAlg, type KemAlg, type SigAlg } from '../secure/algorithms.ts';
 import { PeerId } from '../secure/identity.ts';
 import { compilePolicy, DEFAULT_POLICY, type AlgorithmPolicy } from '../secure/policy.ts';
+import { DEFAULT_DEVCHAIN_PARAMS, MAX_STATE_ACCOUNTS } from '../chain/devchain/params.ts';
+import { DEFAULT_BLOCK_SYNC_OPTIONS, type BlockSyncOptions } from '../sync/blocks.ts';
+import { MAX_BLOCKS_PER_MESSAGE } from '../sync/messages.ts';
 import { parseHostPort } from '../transport/address.ts';
 import type { MustConnectPeer } from './node.ts';
 
@@ -132,6 +135,22 @@ const sections = {
       .optional(),
     max_body_bytes: count(256, 1024 * 1024).default(16 * 1024),
   }),
+  sync: z.strictObject({
+    /** Run chain sync (the devchain in `db`) with peers that speak pqnet/sync/1. */
+    enabled: z.boolean().default(true),
+    /** The chain's SQLite file (default `<data dir>/chain.sqlite`). */
+    db: z.string().min(1).optional(),
+    /** `full`: every block from genesis; `state`: a state snapshot from peers first, then the blocks above it. */
+    mode: z.enum(['full', 'state']).default('full'),
+    window_blocks: count(1, 100_000).default(DEFAULT_BLOCK_SYNC_OPTIONS.windowBlocks),
+    range_blocks: count(1, MAX_BLOCKS_PER_MESSAGE).default(DEFAULT_BLOCK_SYNC_OPTIONS.rangeBlocks),
+    requests_per_peer: count(1, 64).default(DEFAULT_BLOCK_SYNC_OPTIONS.maxRequestsPerPeer),
+    stall_ms: count(100, 600_000).default(DEFAULT_BLOCK_SYNC_OPTIONS.stallMs),
+  }),
+  devchain: z.strictObject({
+    /** Accounts in the genesis state; every node of a network must use the same value. */
+    genesis_accounts: count(2, MAX_STATE_ACCOUNTS).default(DEFAULT_DEVCHAIN_PARAMS.genesisAccounts),
+  }),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS).default('info'),
     format: z.enum(['json', 'text']).default('json'),
@@ -152,6 +171,8 @@ const ConfigSchema = z.strictObject({
   limits: sections.limits.default({}),
   crypto: sections.crypto.default(sections.crypto.parse({})),
   api: sections.api.default(sections.api.parse({})),
+  sync: sections.sync.default(sections.sync.parse({})),
+  devchain: sections.devchain.default(sections.devchain.parse({})),
   log: sections.log.default(sections.log.parse({})),
 });
 
@@ -186,6 +207,18 @@ export interface ResolvedConfig {
   readonly policy: AlgorithmPolicy;
   readonly identityAlg: SigAlg;
   readonly api: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly token: string | undefined; readonly maxBodyBytes: number };
+  readonly sync: {
+    readonly enabled: boolean;
+    /** The chain's SQLite file. */
+    readonly chainPath: string;
+    /** Where the sync's start (time and height) is recorded across restarts. */
+    readonly progressPath: string;
+    /** Where a state sync keeps its manifest and verified chunks. */
+    readonly statePath: string;
+    readonly mode: 'full' | 'state';
+    readonly blocks: BlockSyncOptions;
+  };
+  readonly devchain: { readonly genesisAccounts: number };
   readonly log: { readonly level: LogLevel; readonly format: 'json' | 'text' };
   /** Where each set value came from (`file x.toml`, `env PQNET_...`, `flag --...`), by key. */
   readonly sources: ReadonlyMap<string, string>;
@@ -427,6 +460,21 @@ function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: st
     policy,
     identityAlg: c.crypto.identity,
     api: { enabled: c.api.enabled, host: api.host, port: api.port, token: c.api.token, maxBodyBytes: c.api.max_body_bytes },
+    sync: {
+      enabled: c.sync.enabled,
+      chainPath: inDir(c.sync.db, 'chain.sqlite'),
+      progressPath: path.join(dataDir, 'sync-progress.json'),
+      statePath: path.join(dataDir, 'state-sync.sqlite'),
+      mode: c.sync.mode,
+      blocks: {
+        ...DEFAULT_BLOCK_SYNC_OPTIONS,
+        windowBlocks: c.sync.window_blocks,
+        rangeBlocks: c.sync.range_blocks,
+        maxRequestsPerPeer: c.sync.requests_per_peer,
+        stallMs: c.sync.stall_ms,
+      },
+    },
+    devchain: { genesisAccounts: c.devchain.genesis_accounts },
     log: c.log,
     sources,
   };

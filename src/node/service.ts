@@ -14,11 +14,21 @@ import type { Logger } from './log.ts';
 import { ApiServer } from '../rpc/server.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Node } from './node.ts';
+import { Devchain } from '../chain/devchain/index.ts';
+import { SystemClock } from '../core/clock.ts';
+import { SYNC_PROTOCOL } from '../sync/messages.ts';
+import type { ChainApi } from '../rpc/server.ts';
+import { ChainSync } from './chain-sync.ts';
+import { DevProducer } from './producer.ts';
+import { addSyncMetrics } from './sync-metrics.ts';
 
 export interface NodeService {
   readonly node: Node;
   readonly config: ResolvedConfig;
   readonly metrics: NodeMetrics;
+  /** The chain and its sync, unless `sync.enabled` is false. */
+  readonly chain: Devchain | undefined;
+  readonly sync: ChainSync | undefined;
   /** The HTTP API, unless `api.enabled` is false. */
   readonly api: ApiServer | undefined;
   /** Graceful: peers get GOODBYE SHUTDOWN, the store is closed. */
@@ -80,8 +90,21 @@ export function apiAddressFile(dataDir: string): string {
 export async function startNodeService(config: ResolvedConfig, log: Logger): Promise<NodeService> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const { identity } = await loadOrCreateIdentity(config.keyPath, config.identityAlg, log);
+  const clock = new SystemClock();
+  const chain = config.sync.enabled ? Devchain.open(config.sync.chainPath, { chainId: config.chainId, genesisAccounts: config.devchain.genesisAccounts }) : undefined;
+  try {
+    return await startWith(config, log, identity, clock, chain);
+  } catch (e) {
+    chain?.close();
+    throw e;
+  }
+}
+
+async function startWith(config: ResolvedConfig, log: Logger, identity: Identity, clock: SystemClock, chain: Devchain | undefined): Promise<NodeService> {
   const node = new Node({
     identity,
+    clock,
+    ...(chain === undefined ? {} : { protocols: [SYNC_PROTOCOL], height: () => chain.tip().height }),
     chainId: config.chainId,
     storePath: config.dbPath,
     listen: config.listen,
@@ -102,23 +125,42 @@ export async function startNodeService(config: ResolvedConfig, log: Logger): Pro
   );
   node.on('peer:offense', (p, reason, detail) => log.debug({ peerId: p.peerId, reason, detail }, 'peer offense'));
   node.on('banned', (b) => log.warn({ kind: b.kind, target: b.target, reason: b.reason, expiresAt: new Date(b.expiresAt).toISOString() }, 'ban'));
+  const sync = chain === undefined ? undefined : new ChainSync(node, chain, clock, { blocks: config.sync.blocks, progressPath: config.sync.progressPath });
+  if (sync !== undefined) {
+    sync.on('state', (p) => log.info({ state: p.state, tipHeight: p.tipHeight, bestHeaderHeight: p.bestHeaderHeight, targetHeight: p.targetHeight, peers: p.peers }, 'sync state'));
+    sync.on('fault', (e) => log.error({ err: e }, 'sync stopped: the chain failed'));
+  }
   try {
     await node.start();
   } catch (e) {
     throw isPqnetError(e) ? e : new PqnetError('LISTEN_FAILED', (e as Error).message, { cause: e });
   }
+  sync?.start();
   const metrics = createNodeMetrics(node);
+  const syncMetrics = sync === undefined ? undefined : addSyncMetrics(sync, metrics.registry);
+  const producer = chain === undefined ? undefined : new DevProducer(chain);
+  const chainApi: ChainApi | undefined =
+    chain === undefined || sync === undefined || producer === undefined
+      ? undefined
+      : {
+          name: chain.name,
+          progress: () => sync.progress(),
+          status: () => ({ headers: { ...sync.headers.stats() }, blocks: { ...sync.blocks.stats() } }),
+          publish: (r) => (r.kind === 'blocks' ? producer.blocks(r.count, r.txsPerBlock) : producer.txs(r.count)),
+        };
   let api: ApiServer | undefined;
   const addrFile = apiAddressFile(config.dataDir);
   if (config.api.enabled) {
     try {
       const token = config.api.token ?? (await loadOrCreateApiToken(config.tokenPath, log));
-      api = await ApiServer.start({ node, metrics: metrics.registry, host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, log });
+      api = await ApiServer.start({ node, ...(chainApi === undefined ? {} : { chain: chainApi }), metrics: metrics.registry, host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, log });
       await writeFile(addrFile, `${api.address}\n`, { mode: 0o644 });
       await chmod(addrFile, 0o644);
     } catch (e) {
       await api?.close();
+      syncMetrics?.close();
       metrics.close();
+      sync?.stop();
       await node.stop();
       if (isPqnetError(e)) throw e;
       throw new PqnetError('LISTEN_FAILED', `API on ${config.api.host}:${config.api.port}: ${(e as Error).message}`, { cause: e });
@@ -130,18 +172,23 @@ export async function startNodeService(config: ResolvedConfig, log: Logger): Pro
     node,
     config,
     metrics,
+    chain,
+    sync,
     api,
     async stop() {
       // The API stops accepting first, but requests under way (a connect waiting on its handshake)
       // are answered by the node's shutdown (503 SHUTDOWN) before the server finishes closing.
       const closing = api?.close();
+      sync?.stop();
       await node.stop();
+      chain?.close();
       if (api !== undefined) {
         await closing;
         // Only if it is still ours (another node on this data directory may have taken over).
         const written = await readFile(addrFile, 'utf8').catch(() => '');
         if (written.trim() === api.address) await rm(addrFile, { force: true });
       }
+      syncMetrics?.close();
       metrics.close();
       log.info({ peerId: node.peerId }, 'node stopped');
     },

@@ -21,7 +21,10 @@ import type {
   HealthResponse,
   InfoResponse,
   PeersResponse,
+  PublishRequest,
+  PublishResponse,
   StatsResponse,
+  SyncStatusResponse,
   UnbanRequest,
   UnbanResponse,
 } from './types.ts';
@@ -30,6 +33,8 @@ import type {
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** `connect` waits for a dial and a handshake: at least this long. */
 export const CONNECT_TIMEOUT_MS = 30_000;
+/** A publish of many blocks takes a while (mining 100,000 blocks: tens of seconds). */
+export const PUBLISH_TIMEOUT_MS = 300_000;
 /** Longest server error message repeated in an `ApiError` (it is one line of a terminal). */
 const MAX_SERVER_MESSAGE_CHARS = 300;
 
@@ -137,7 +142,17 @@ export class ApiClient {
     return a.text;
   }
 
+  /** `GET /sync/status`: chain sync progress and counters (404 NO_SYNC if the node does not sync). */
+  async syncStatus(): Promise<SyncStatusResponse> {
+    return this.#json('GET', '/sync/status', undefined, 'progress', (b) => isObject(b['progress']));
+  }
+
   // ---- Operator actions (bearer token) ----
+
+  /** `POST /chain/publish`: the node makes blocks or transactions and announces them. */
+  async publish(req: PublishRequest): Promise<PublishResponse> {
+    return this.#json('POST', '/chain/publish', req, 'count', (b) => typeof b['count'] === 'number', Math.max(this.#timeoutMs, PUBLISH_TIMEOUT_MS));
+  }
 
   /** `POST /p2p/connect`: dial, handshake, and answer with the new peer. */
   async connect(req: ConnectRequest): Promise<ConnectResponse> {

@@ -11,6 +11,8 @@
  *   POST /p2p/disconnect   {peerId}                          bearer token
  *   POST /p2p/ban          {peerId | address, durationMs?, note?}  bearer token
  *   POST /p2p/unban        {peerId | address}                bearer token
+ *   GET  /sync/status      chain sync progress and counters (404 without sync)
+ *   POST /chain/publish    {kind: blocks | txs, count, txsPerBlock?}  bearer token
  *
  * Reads are open (the API binds to loopback unless configured with a token);
  * every action needs `Authorization: Bearer <token>`. Bodies are JSON, capped
@@ -30,7 +32,10 @@ import type { Logger } from '../node/log.ts';
 import type { Node, PeerInfo } from '../node/node.ts';
 import { PEER_PROTOCOL_VERSION } from '../peer/messages.ts';
 import type { BanRecord } from '../peer/types.ts';
-import type { BanJson, HealthResponse, InfoResponse, PeerJson, StatsResponse } from './types.ts';
+import type { SyncProgress } from '../sync/progress.ts';
+import type {
+  BanJson, HealthResponse, InfoResponse, PeerJson, PublishRequest, PublishResponse, StatsResponse, SyncProgressJson, SyncStatusResponse,
+} from './types.ts';
 
 export const PQNET_VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -39,8 +44,19 @@ const MAX_BAN_MS = 10 * 365 * 24 * 3_600_000;
 /** The API serves a handful of operators and one scraper; more sockets than this are refused. */
 const MAX_CONNECTIONS = 64;
 
+/** What the API reads and drives of chain sync, when the node runs it. */
+export interface ChainApi {
+  readonly name: string;
+  progress(): SyncProgress;
+  /** The engines' counters, by part (`headers`, `blocks`, and more). */
+  status(): Record<string, unknown>;
+  /** Produce `count` blocks or transactions and announce them (a development chain's producer). */
+  publish(request: PublishRequest): Promise<PublishResponse>;
+}
+
 export interface ApiServerOptions {
   readonly node: Node;
+  readonly chain?: ChainApi;
   readonly metrics: Registry;
   readonly host: string;
   /** 0 picks a free port (see `address`). */
@@ -81,6 +97,13 @@ const BanBody = z
   .strictObject({ ...Target, durationMs: z.int().positive().max(MAX_BAN_MS).optional(), note: z.string().max(200).optional() })
   .refine(oneTarget, TARGET_MESSAGE);
 const UnbanBody = z.strictObject(Target).refine(oneTarget, TARGET_MESSAGE);
+/** Most blocks or transactions one publish call makes. */
+export const MAX_PUBLISH = 100_000;
+const PublishBody = z.strictObject({
+  kind: z.enum(['blocks', 'txs']),
+  count: z.int().min(1).max(MAX_PUBLISH),
+  txsPerBlock: z.int().min(0).max(100_000).optional(),
+});
 
 export class ApiServer {
   readonly #server: Server;
@@ -107,6 +130,8 @@ export class ApiServer {
     this.#post('/p2p/disconnect', DisconnectBody, (b) => this.#disconnect(b));
     this.#post('/p2p/ban', BanBody, (b) => this.#ban(b));
     this.#post('/p2p/unban', UnbanBody, (b) => this.#unban(b));
+    this.#get('/sync/status', () => ({ body: this.#syncStatus() }));
+    this.#post('/chain/publish', PublishBody, (b) => this.#publish(b));
   }
 
   /** Bind and serve; rejects (with the socket error, e.g. EADDRINUSE) if the address cannot be bound. */
@@ -253,8 +278,26 @@ export class ApiServer {
       peerBook: rest.peerBook,
       rejects: rest.rejects,
       disconnects: rest.disconnects,
+      sync: this.#o.chain === undefined ? null : progressJson(this.#o.chain.progress()),
     };
     return { status: h.running ? 200 : 503, body };
+  }
+
+  #chain(): ChainApi {
+    if (this.#o.chain === undefined) throw new HttpError(404, 'NO_SYNC', 'this node does not run chain sync (sync.enabled = false)');
+    return this.#o.chain;
+  }
+
+  #syncStatus(): SyncStatusResponse {
+    const c = this.#chain();
+    return { ...c.status(), chain: c.name, progress: progressJson(c.progress()) } as SyncStatusResponse;
+  }
+
+  async #publish(b: z.infer<typeof PublishBody>): Promise<{ body: PublishResponse }> {
+    const c = this.#chain();
+    this.#o.log?.info({ kind: b.kind, count: b.count, txsPerBlock: b.txsPerBlock }, 'api: publish');
+    const request: PublishRequest = b.txsPerBlock === undefined ? { kind: b.kind, count: b.count } : { kind: b.kind, count: b.count, txsPerBlock: b.txsPerBlock };
+    return { body: await c.publish(request) };
   }
 
   #info(): InfoResponse {
@@ -391,6 +434,11 @@ function parseUrl(raw: string | undefined): URL {
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+function progressJson(p: SyncProgress): SyncProgressJson {
+  const { startedAtMs, ...rest } = p;
+  return { ...rest, startedAt: startedAtMs === null ? null : new Date(startedAtMs).toISOString() };
 }
 
 function banJson(b: BanRecord): BanJson {

@@ -113,6 +113,54 @@ export interface HealthResponse {
   readonly peerBook: number;
   readonly rejects: Readonly<Record<string, number>>;
   readonly disconnects: Readonly<Record<string, number>>;
+  /** Chain sync, when the node runs it (null otherwise). */
+  readonly sync: SyncProgressJson | null;
+}
+
+/** Where chain sync stands (`GET /health` `.sync`, `GET /sync/status` `.progress`). */
+export interface SyncProgressJson {
+  /** `waiting` (no sync peer), `headers`, `blocks` (catching up), `synced`; `state` while a state snapshot is fetched. */
+  readonly state: 'waiting' | 'headers' | 'blocks' | 'synced' | 'state';
+  readonly tipHeight: number;
+  readonly tipHash: string;
+  readonly bestHeaderHeight: number;
+  readonly targetHeight: number;
+  readonly peers: number;
+  readonly headersPerSecond: number;
+  readonly blocksPerSecond: number;
+  readonly blockBytesPerSecond: number;
+  readonly etaSeconds: number | null;
+  /** 0–1 of the way from where this sync began to the target. */
+  readonly fraction: number;
+  /** When this sync began (ISO time; kept across restarts) and at which height. */
+  readonly startedAt: string | null;
+  readonly startHeight: number | null;
+}
+
+/** `GET /sync/status`: progress plus the engines' counters. */
+export interface SyncStatusResponse {
+  readonly chain: string;
+  readonly progress: SyncProgressJson;
+  readonly headers: Readonly<Record<string, number>>;
+  readonly blocks: Readonly<Record<string, number | boolean>>;
+  /** Other parts of sync (relay, state) by name, each its counters. */
+  readonly [part: string]: unknown;
+}
+
+/** `POST /chain/publish`: the node produces blocks or transactions and announces them. */
+export interface PublishRequest {
+  readonly kind: 'blocks' | 'txs';
+  readonly count: number;
+  /** Transactions in each new block (blocks only; default: what the mempool has, up to the block limit). */
+  readonly txsPerBlock?: number;
+}
+
+export interface PublishResponse {
+  readonly kind: 'blocks' | 'txs';
+  /** How many were made (fewer transactions than asked if the accounts run dry). */
+  readonly count: number;
+  readonly tipHeight: number;
+  readonly tipHash: string;
 }
 
 export interface StatsResponse {

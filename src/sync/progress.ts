@@ -9,8 +9,9 @@
  * - `headers`: a peer has shown or claims headers beyond our best header.
  * - `blocks`: the best header is known; blocks are being fetched up to it.
  * - `synced`: the validated tip is the best header, and no peer claims more.
+ * - `state`: a state snapshot is being fetched (before blocks above it).
  */
-export type SyncState = 'waiting' | 'headers' | 'blocks' | 'synced';
+export type SyncState = 'waiting' | 'headers' | 'blocks' | 'synced' | 'state';
 
 export interface SyncProgress {
   readonly state: SyncState;

@@ -110,6 +110,7 @@ const health: HealthResponse = {
   peerBook: 0,
   rejects: {},
   disconnects: {},
+  sync: null,
 };
 
 const stats: StatsResponse = {
