@@ -21,6 +21,7 @@ import { systemRandom, type Random } from '../core/random.ts';
 import type { InboundMessage } from '../mux/mux.ts';
 import { registerRequest, type RequestType } from '../mux/rpc.ts';
 import { BanList, hostCidr, type BanOptions } from '../peer/bans.ts';
+import { isLoopbackHost } from '../core/ip.ts';
 import { PeerBook, type PeerBookOptions } from '../peer/book.ts';
 import { AddressFilter } from '../peer/filter.ts';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from '../peer/limiter.ts';
@@ -84,6 +85,13 @@ export interface NodeConfig {
   readonly peerBook?: Partial<PeerBookOptions>;
   /** How often the node redials, fills its outbound quota and prunes (default 1 s). */
   readonly maintenanceIntervalMs?: number;
+  /**
+   * When a peer's score falls to the ban threshold, its address is banned with
+   * its id, except a loopback address unless this is true (default false): every
+   * node on this machine shares 127.0.0.1, and one bad local peer must not cut off
+   * the others (Bitcoin Core likewise does not discourage local peers).
+   */
+  readonly banLoopbackAddresses?: boolean;
 }
 
 export interface PeerInfo {
@@ -840,9 +848,11 @@ export class Node extends EventEmitter<NodeEvents> {
     const note = `score fell below ${this.#scores.options.banBelow} after ${reason}`;
     const rec = bans.ban('peer', pid, reason, wall, { note });
     this.emit('banned', rec);
-    // The address too, so a reconnect is refused before the handshake.
-    // (Not for must-connect peers, nor for hosts that are not IP addresses, such as the memory transport's.)
-    if (!peer.mustConnect && hostCidr(peer.host) !== undefined) this.emit('banned', bans.ban('address', peer.host, reason, wall, { durationMs: rec.expiresAt - wall, note }));
+    // The address too, so a reconnect is refused before the handshake. Not for must-connect peers,
+    // nor for hosts that are not IP addresses (the memory transport's), nor for loopback unless
+    // configured (`banLoopbackAddresses`): the peer-id ban still holds.
+    const local = isLoopbackHost(peer.host) && this.#config.banLoopbackAddresses !== true;
+    if (!peer.mustConnect && hostCidr(peer.host) !== undefined && !local) this.emit('banned', bans.ban('address', peer.host, reason, wall, { durationMs: rec.expiresAt - wall, note }));
     peer.close('PEER_LOW_SCORE', note);
   }
 

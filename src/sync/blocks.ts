@@ -5,8 +5,9 @@
  * (`onBlocks`) and failures (`onFailed`), applies penalties, and calls
  * `importQueued` to hand received blocks to the chain.
  *
- * - **Window.** Blocks are fetched for heights above the validated tip, on the
- *   best header chain, at most `windowBlocks` ahead of the tip. A block that
+ * - **Window.** Blocks are fetched for heights above the validated tip (above
+ *   the fork point when the best header chain is another branch), on the best
+ *   header chain, at most `windowBlocks` ahead. A block that
  *   holds the window back (its peer is slow) therefore stops the download
  *   from running away, and stall detection moves it on.
  * - **Ranges.** A request is a run of consecutive heights (up to
@@ -127,6 +128,7 @@ export class BlockSync {
   readonly #have = new Map<number, string>();
   #actions: BlockSyncAction[] = [];
   #bestHash = '';
+  #fork: { readonly key: string; readonly height: number } | undefined;
   #nextId = 1;
   #queuedBytes = 0;
   #received = 0;
@@ -293,15 +295,17 @@ export class BlockSync {
       // Another best chain: what we knew about heights may be another branch's.
       this.#have.clear();
     }
-    for (const h of this.#have.keys()) if (h <= tip.height) this.#have.delete(h);
+    // Where the best chain leaves the validated one: the tip itself, unless the best chain is another branch.
+    const base = this.#forkHeight(tip, best);
+    for (const h of this.#have.keys()) if (h <= base) this.#have.delete(h);
     this.#backPressure = this.#queuedBytes > this.options.maxQueuedBytes;
-    if (this.#backPressure || best.height <= tip.height) return;
-    const end = Math.min(best.height, tip.height + this.options.windowBlocks);
+    if (this.#backPressure || best.height <= base || hex(best.hash) === hex(tip.hash)) return;
+    const end = Math.min(best.height, base + this.options.windowBlocks);
     // Free peers, the least loaded first, then the highest.
     const free = [...this.#peers.entries()]
       .filter(([, p]) => p.requests.size < this.options.maxRequestsPerPeer)
       .sort(([, a], [, b]) => a.requests.size - b.requests.size || b.height - a.height);
-    let from = tip.height + 1;
+    let from = base + 1;
     for (const [peer, p] of free) {
       while (p.requests.size < this.options.maxRequestsPerPeer) {
         const range = this.#nextRange(from, end, best, p, now);
@@ -310,6 +314,25 @@ export class BlockSync {
         this.#send(peer, p, range.start, range.hashes, now);
       }
     }
+  }
+
+  /**
+   * The height of the last block the validated chain (ending at `tip`) and the
+   * best header chain share. Cached per (tip, best): a reorganisation walks down
+   * once, as deep as the branches differ.
+   */
+  #forkHeight(tip: HeaderEntry, best: HeaderEntry): number {
+    const key = `${hex(tip.hash)}/${hex(best.hash)}`;
+    if (this.#fork?.key === key) return this.#fork.height;
+    let h = Math.min(tip.height, best.height);
+    while (h > 0) {
+      const onBest = this.#chain.headerAt(h, best.hash);
+      const onTip = h === tip.height ? tip : this.#chain.headerAt(h, tip.hash);
+      if (onBest !== undefined && onTip !== undefined && hex(onBest.hash) === hex(onTip.hash)) break;
+      h--;
+    }
+    this.#fork = { key, height: h };
+    return h;
   }
 
   /** The first run of heights in [from, end] nobody is fetching and we lack, that the peer can serve. */

@@ -55,7 +55,7 @@ test('1. flood: ~2,000 votes as fast as credit allows are rate-limited, each dro
   const t = testNodes();
   const ev = new Evils();
   try {
-    const node = t.make('n-flood');
+    const node = t.make('n-flood', { banLoopbackAddresses: true });
     node.register(Vote);
     let delivered = 0;
     node.subscribe(Vote, () => void delivered++);
@@ -112,7 +112,7 @@ test('2. oversize frame: a length prefix of 1 MiB closes the session with FRAME_
   const t = testNodes();
   const ev = new Evils();
   try {
-    const node = t.make('n-oversize');
+    const node = t.make('n-oversize', { banLoopbackAddresses: true });
     const banned: BanRecord[] = [];
     node.on('banned', (b) => banned.push(b));
     await node.start();
@@ -412,7 +412,7 @@ test('8. protocol violations after the handshake: unknown id, not negotiated, ch
   const t = testNodes();
   const ev = new Evils();
   try {
-    const node = t.make('n-violations', { protocols: ['test/extra/1'] });
+    const node = t.make('n-violations', { protocols: ['test/extra/1'], banLoopbackAddresses: true });
     node.register(Vote);
     node.register(Extra);
     node.registerRequest(Echo);

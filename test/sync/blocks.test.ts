@@ -395,3 +395,28 @@ test('blocksInRange: answers along the anchor\'s chain, stops at a missing block
     await dir.cleanup();
   }
 });
+
+test('a heavier branch that leaves the validated chain below its tip: the blocks from the fork point up are fetched and the chain reorganises', async () => {
+  const dir = await tempDir('pqnet-bs-');
+  try {
+    await withChains((open) => {
+      const { a, b } = setup(open, dir.file, 100);
+      const engine = new BlockSync(b, OPTIONS);
+      engine.addPeer('a', 100);
+      drive(engine, { a: serving(a) });
+      assert.equal(b.tip().height, 100);
+      // a builds a longer branch from height 80 and b learns its headers.
+      let parent = a.headerAt(80)!.hash;
+      for (let i = 0; i < 30; i++) parent = a.mine({ parent, txs: a.makeTxs(1, 500 + i, parent) }).header.hash;
+      assert.equal(a.tip().height, 110);
+      syncHeaders(b, headersOf(a, 81, 110));
+      engine.onPeerHeight('a', 110);
+      const run = drive(engine, { a: serving(a) });
+      assert.deepEqual(b.tip().hash, a.tip().hash);
+      assert.deepEqual(run.requests.map((r) => [r.start, r.count]), [[81, 30]]);
+      b.checkIntegrity();
+    });
+  } finally {
+    await dir.cleanup();
+  }
+});

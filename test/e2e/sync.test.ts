@@ -1,0 +1,210 @@
+/**
+ * Chain sync end to end with real `pqnet listen` processes and devchains in
+ * SQLite files (issue 5's scenarios):
+ * - A has 10,000 blocks; B, empty, syncs headers and blocks from it; B is
+ *   killed with SIGKILL mid-way, restarts, fetches only what it did not store,
+ *   ends with A's tip, and its database is intact.
+ * - B syncs from A, C and D at once: the blocks come from all three; D is
+ *   frozen (SIGSTOP) mid-way and the sync completes anyway, D penalised for
+ *   stalling.
+ * - A peer serving invalid headers is banned; a peer serving a heavier branch
+ *   makes B reorganise to it.
+ *
+ * The chains are mined once here and copied into each node's data directory
+ * (`chain.sqlite`), so A, C and D serve the same chain.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { hex } from '../../src/chain/adapter.ts';
+import { Devchain } from '../../src/chain/devchain/index.ts';
+import type { BansResponse, HealthResponse, PeersResponse, StatsResponse } from '../../src/rpc/types.ts';
+import { eventually, NodeProcess, ok } from './_cli.ts';
+
+const N = 10_000;
+/** The branch a heavier peer serves: it leaves the main chain FORK blocks below its tip and is BRANCH blocks long. */
+const FORK = 100;
+const BRANCH = 200;
+const PARAMS = { chainId: 1 };
+
+let root = '';
+let mainFile = '';
+let branchFile = '';
+let mainTip = '';
+let branchTip = '';
+
+before(() => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'pqnet-e2e-sync-'));
+  mainFile = path.join(root, 'main.sqlite');
+  branchFile = path.join(root, 'branch.sqlite');
+  const main = Devchain.open(mainFile, PARAMS);
+  try {
+    main.mineChain(N, { txsPerBlock: 1 });
+    mainTip = hex(main.tip().hash);
+  } finally {
+    main.close();
+  }
+  copyFileSync(mainFile, branchFile);
+  const branch = Devchain.open(branchFile, PARAMS);
+  try {
+    let parent = branch.headerAt(N - FORK)!.hash;
+    for (let i = 0; i < BRANCH; i++) parent = branch.mine({ parent, txs: branch.makeTxs(1, 1_000_000 + i, parent) }).header.hash;
+    branchTip = hex(branch.tip().hash);
+    assert.equal(branch.tip().height, N - FORK + BRANCH);
+  } finally {
+    branch.close();
+  }
+});
+
+after(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** A node directory, with a copy of `chain` as its chain if given. */
+function nodeDir(name: string, chain?: string): NodeProcess {
+  const dir = path.join(root, name);
+  mkdirSync(dir, { recursive: true });
+  if (chain !== undefined) copyFileSync(chain, path.join(dir, 'chain.sqlite'));
+  return new NodeProcess(dir);
+}
+
+async function health(api: string): Promise<HealthResponse> {
+  return (await (await fetch(`${api}/health`)).json()) as HealthResponse;
+}
+
+async function json<T>(api: string, p: string): Promise<T> {
+  return (await (await fetch(`${api}${p}`)).json()) as T;
+}
+
+/** What a crashed or stopped node left: the chain file checked, its tip, and how many blocks it stored. */
+function inspect(dir: string): { tip: number; tipHash: string; stored: number } {
+  const c = Devchain.open(path.join(dir, 'chain.sqlite'), PARAMS);
+  try {
+    c.checkIntegrity();
+    let stored = 0;
+    const best = c.bestHeader();
+    for (let h = 1; h <= best.height; h++) if (c.headerAt(h)?.hasBlock === true) stored++;
+    return { tip: c.tip().height, tipHash: hex(c.tip().hash), stored };
+  } finally {
+    c.close();
+  }
+}
+
+test('A has 10,000 blocks; B syncs them, is killed with SIGKILL mid-way, resumes without refetching what it stored, and ends on A\'s tip', { timeout: 180_000 }, async () => {
+  const a = nodeDir('a1', mainFile);
+  const b = nodeDir('b1');
+  try {
+    const A = await a.start('tcp://127.0.0.1:0', [], 'info');
+    const B = await b.start('tcp://127.0.0.1:0', [], 'info');
+    assert.equal((await health(A.api)).sync?.tipHash, mainTip);
+    await ok(['peer', 'connect', '--addr', A.listen, '--data-dir', b.dir]);
+    await eventually(async () => ((await health(B.api)).sync?.tipHeight ?? 0) >= 2_000, 'B to pass height 2,000', 600);
+    b.kill();
+    await b.exited();
+    const left = inspect(b.dir);
+    assert.ok(left.tip >= 2_000 && left.tip < N, `killed at tip ${left.tip}`);
+    assert.ok(left.stored >= left.tip);
+
+    // Restarted, B redials A from its peer book and carries on.
+    const B2 = await b.start('tcp://127.0.0.1:0', [], 'info');
+    await eventually(async () => (await health(B2.api)).sync?.tipHeight === N, 'B to reach A\'s tip after the restart', 1_200);
+    const h = await health(B2.api);
+    assert.equal(h.sync?.tipHash, mainTip);
+    assert.equal(h.sync?.state, 'synced');
+    const m = await b.metrics(B2.api);
+    assert.equal(m.get('p2p_sync_items_total{kind="blocks_received"}'), N - left.stored, 'only the blocks not stored before the kill were fetched');
+    assert.equal(m.get('p2p_sync_items_total{kind="blocks_duplicate"}'), 0);
+    assert.ok((m.get('p2p_sync_block_request_seconds_count') ?? 0) > 0);
+    // `pqnet status` says so.
+    const status = await ok(['status', '--data-dir', b.dir]);
+    assert.match(status, /state:\s+synced/);
+    assert.match(status, /10,000 \/ 10,000\s+\[#+\] 100\.0%/);
+    assert.equal(await b.stop(), 0);
+    const end = inspect(b.dir);
+    assert.equal(end.tipHash, mainTip);
+  } finally {
+    a.kill();
+    b.kill();
+  }
+});
+
+test('B syncs from A, C and D at once; D freezes mid-way, is penalised for stalling, and the sync completes from A and C', { timeout: 180_000 }, async () => {
+  const a = nodeDir('a2', mainFile);
+  const c = nodeDir('c2', mainFile);
+  const d = nodeDir('d2', mainFile);
+  const b = nodeDir('b2');
+  try {
+    const servers = [await a.start('tcp://127.0.0.1:0', [], 'info'), await c.start('tcp://127.0.0.1:0', [], 'info'), await d.start('tcp://127.0.0.1:0', [], 'info')];
+    const D = servers[2]!;
+    // B dials all three at start; a stalled request is given up after 1 s; smaller ranges spread the work.
+    const B = await b.start('tcp://127.0.0.1:0', servers.flatMap((s) => ['--seed', s.listen]), 'info', { PQNET_SYNC_STALL_MS: '1000', PQNET_SYNC_RANGE_BLOCKS: '50' });
+    await eventually(async () => ((await health(B.api)).sync?.tipHeight ?? 0) >= 1_500, 'B to pass height 1,500', 600);
+    const served = async (): Promise<Map<string, number>> => {
+      const peers = await json<PeersResponse>(B.api, '/p2p/peers');
+      return new Map(peers.peers.map((p) => [p.peerId ?? '', p.messages.in['sync.getblocks.response'] ?? 0]));
+    };
+    process.kill(d.child!.pid!, 'SIGSTOP');
+    try {
+      const before = await served();
+      assert.ok((before.get(D.peerId) ?? 0) > 0, 'D served blocks before it froze');
+      await eventually(async () => (await health(B.api)).sync?.tipHeight === N, 'B to finish without D', 1_200);
+      assert.equal((await health(B.api)).sync?.tipHash, mainTip);
+      const after = await served();
+      for (const s of servers.slice(0, 2)) assert.ok((after.get(s.peerId) ?? 0) > 0, `${s.listen} served blocks`);
+      const stats = await json<StatsResponse>(B.api, '/p2p/stats');
+      assert.ok((stats.offenses['SYNC_STALL'] ?? 0) >= 1, `offenses: ${JSON.stringify(stats.offenses)}`);
+    } finally {
+      process.kill(d.child!.pid!, 'SIGCONT');
+    }
+    assert.equal(await b.stop(), 0);
+    assert.equal(inspect(b.dir).tipHash, mainTip);
+  } finally {
+    for (const n of [a, c, d, b]) n.kill();
+  }
+});
+
+/** The misbehaving node of test/e2e/_sync-node.ts, on a copy of `chain`. */
+async function evilNode(chain: string, mode: string): Promise<{ peerId: string; address: string; stop: () => void }> {
+  const dir = path.join(root, `evil-${mode}`);
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(chain, path.join(dir, 'chain.sqlite'));
+  const script = fileURLToPath(new URL('./_sync-node.ts', import.meta.url));
+  const child = spawn(process.execPath, [script, path.join(dir, 'chain.sqlite'), path.join(dir, 'node.sqlite'), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  for await (const line of lines) {
+    const ev = JSON.parse(line) as { event: string; peerId: string; address: string };
+    if (ev.event === 'ready') return { peerId: ev.peerId, address: ev.address, stop: () => void child.kill('SIGKILL') };
+  }
+  throw new Error('the evil node exited before it was ready');
+}
+
+test('a peer serving invalid headers is banned; a peer serving a heavier branch makes B reorganise to it', { timeout: 120_000 }, async () => {
+  const b = nodeDir('b3', mainFile);
+  const e = nodeDir('e3', branchFile);
+  const evil = await evilNode(branchFile, 'bad-headers');
+  try {
+    const B = await b.start('tcp://127.0.0.1:0', [], 'info');
+    assert.equal((await health(B.api)).sync?.tipHash, mainTip);
+    await ok(['peer', 'connect', '--addr', evil.address, '--data-dir', b.dir]);
+    await eventually(async () => (await json<BansResponse>(B.api, '/p2p/bans')).bans.some((x) => x.target === evil.peerId), 'B to ban the peer with invalid headers', 200);
+    const stats = await json<StatsResponse>(B.api, '/p2p/stats');
+    assert.ok((stats.offenses['CHAIN_BAD_HEADER'] ?? 0) >= 1);
+    assert.equal((await health(B.api)).sync?.tipHash, mainTip, 'nothing of the invalid headers was taken');
+
+    const E = await e.start('tcp://127.0.0.1:0', [], 'info');
+    await ok(['peer', 'connect', '--addr', E.listen, '--data-dir', b.dir]);
+    await eventually(async () => (await health(B.api)).sync?.tipHash === branchTip, 'B to reorganise to the heavier branch', 600);
+    assert.equal((await health(B.api)).sync?.tipHeight, N - FORK + BRANCH);
+    assert.equal(await b.stop(), 0);
+    assert.equal(inspect(b.dir).tipHash, branchTip);
+  } finally {
+    evil.stop();
+    b.kill();
+    e.kill();
+  }
+});
