@@ -47,6 +47,8 @@ export interface ChainBlock {
   readonly header: ChainHeader;
   /** Transaction ids in block order. */
   readonly txIds: readonly Hash[];
+  /** Transaction bytes (each as `decodeTx` reads it) in block order: what compact block relay sends and rebuilds from. */
+  readonly txs: readonly Uint8Array[];
   /** Canonical encoding of the whole block. */
   readonly bytes: Uint8Array;
 }
@@ -130,6 +132,13 @@ export interface ChainAdapter {
    */
   importBlock(block: ChainBlock): ImportResult;
   block(hash: Hash): Uint8Array | undefined;
+  /**
+   * Encode the block of `header` with `txs` (transaction bytes in block order)
+   * and check it as `decodeBlock` does: how compact block relay turns a header
+   * and the transactions it gathered into a block. Throws CHAIN_BAD_BLOCK if
+   * they do not make that header's block (transaction root, sizes, encoding).
+   */
+  assembleBlock(header: ChainHeader, txs: readonly Uint8Array[]): ChainBlock;
   /** The validated tip: the last block whose transactions have been applied. */
   tip(): HeaderEntry;
 

@@ -106,7 +106,7 @@ export function forge(chain: Devchain, parent: HeaderEntry, options: ForgeOption
     stateRoot: options.stateRoot ?? parentHeader.stateRoot,
     target: chain.params.target,
   });
-  return { header, txIds: txs.map((t) => sha3(t)), txs: [], bytes: encodeBlock(header.bytes, txs) };
+  return { header, txIds: txs.map((t) => sha3(t)), txs, decodedTxs: [], bytes: encodeBlock(header.bytes, txs) };
 }
 
 /** Every genesis account's balance and nonce at the tip, as text. */

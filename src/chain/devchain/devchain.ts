@@ -353,6 +353,16 @@ export class Devchain implements ChainAdapter {
     return this.#store.run(() => this.#store.block(hash));
   }
 
+  /** `[header.bytes, txs]` encoded and checked by `decodeBlock` (CHAIN_BAD_BLOCK if the transactions do not match the header). */
+  assembleBlock(header: ChainHeader, txs: readonly Uint8Array[]): DevBlock {
+    if (!Array.isArray(txs) || txs.length > this.params.maxTxsPerBlock) {
+      throw new PqnetError('CHAIN_BAD_BLOCK', `block ${hex(header.hash)}: more than ${this.params.maxTxsPerBlock} transactions`);
+    }
+    const b = this.decodeBlock(encodeBlock(header.bytes, txs));
+    if (!sameHash(b.header.hash, header.hash)) throw new PqnetError('CHAIN_BAD_BLOCK', `header bytes hash to ${hex(b.header.hash)}, not ${hex(header.hash)}`);
+    return b;
+  }
+
   tip(): HeaderEntry {
     this.#open();
     return this.#entry(this.#tip);
@@ -778,7 +788,7 @@ export class Devchain implements ChainAdapter {
     } else {
       const b = body ?? this.#storedBlock(row.hash);
       overlay = new Overlay((id) => s.account(id));
-      b.txs.forEach((tx, i) => {
+      b.decodedTxs.forEach((tx, i) => {
         const problem = applyTx(overlay, tx);
         if (problem !== undefined) throw badBlock(row.hash, `transaction ${i} (${hex(tx.id)}): ${problem}`);
       });
@@ -827,7 +837,7 @@ export class Devchain implements ChainAdapter {
       for (const e of decodeUndo(s.undo(hash) ?? corrupt(`no undo record for ${hex(hash)}`))) overlay.set(e.id, e.before);
     }
     for (const sideRow of side.reverse()) {
-      for (const tx of this.#storedBlock(sideRow.hash).txs) {
+      for (const tx of this.#storedBlock(sideRow.hash).decodedTxs) {
         const problem = applyTx(overlay, tx);
         if (problem !== undefined) throw new PqnetError('INVALID_ARGUMENT', `block ${hex(sideRow.hash)} does not apply: ${problem}`);
       }

@@ -59,7 +59,8 @@ export interface DevTx extends ChainTx, TxFields {}
 
 export interface DevBlock extends ChainBlock {
   readonly header: DevHeader;
-  readonly txs: readonly DevTx[];
+  /** The transactions decoded, in block order (`txs` holds their bytes). */
+  readonly decodedTxs: readonly DevTx[];
 }
 
 const LEAF_PREFIX = new Uint8Array([0x00]);
@@ -282,5 +283,5 @@ export function decodeBlock(bytes: Uint8Array, params: DevchainParams, genesisHa
   }
   const txIds = Object.freeze(txs.map((t) => t.id));
   if (compareBytes(merkleRoot(txIds), header.txRoot) !== 0) fail('CHAIN_BAD_BLOCK', 'transaction root differs from the header\'s');
-  return Object.freeze({ header, txIds, txs: Object.freeze(txs), bytes });
+  return Object.freeze({ header, txIds, txs: Object.freeze(txs.map((t) => t.bytes)), decodedTxs: Object.freeze(txs), bytes });
 }
