@@ -5,7 +5,7 @@
  * yield to the event loop, so a large publish does not starve the peers.
  */
 import type { Devchain } from '../chain/devchain/index.ts';
-import type { HeaderEntry } from '../chain/adapter.ts';
+import type { Hash, ImportResult } from '../chain/adapter.ts';
 import { PqnetError } from '../core/errors.ts';
 import { hex } from '../chain/adapter.ts';
 
@@ -15,8 +15,8 @@ const BLOCKS_PER_SLICE = 32;
 export interface ProducerHooks {
   /** Transactions to put in the next block when the caller did not say how many (e.g. the mempool's). */
   readonly pendingTxs?: () => readonly Uint8Array[];
-  /** After a slice of blocks: announce the new tip. */
-  readonly announceTip?: (tip: HeaderEntry) => void;
+  /** After a slice of blocks: what connected (mempool upkeep and the announcement of the new tip). */
+  readonly mined?: (result: ImportResult) => void;
   /** Each new transaction: admit and relay it (throws CHAIN_BAD_TX if it does not pass). */
   readonly submitTx?: (bytes: Uint8Array) => void;
 }
@@ -46,12 +46,13 @@ export class DevProducer {
     return this.#exclusive(async () => {
       for (let done = 0; done < count; ) {
         const n = Math.min(BLOCKS_PER_SLICE, count - done);
+        const connected: Hash[] = [];
         for (let i = 0; i < n; i++) {
           const txs = txsPerBlock === undefined ? (this.#hooks.pendingTxs?.() ?? []) : txsPerBlock > 0 ? this.#chain.makeTxs(txsPerBlock, this.#seed++) : [];
-          this.#chain.mine({ txs });
+          connected.push(this.#chain.mine({ txs }).header.hash);
         }
         done += n;
-        this.#hooks.announceTip?.(this.#chain.tip());
+        this.#hooks.mined?.({ connected, disconnected: [] });
         if (done < count) await new Promise<void>((resolve) => setImmediate(resolve));
       }
       return this.#outcome('blocks', count);

@@ -20,7 +20,8 @@ import { SYNC_PROTOCOL } from '../sync/messages.ts';
 import type { ChainApi } from '../rpc/server.ts';
 import { ChainSync } from './chain-sync.ts';
 import { DevProducer } from './producer.ts';
-import { addSyncMetrics } from './sync-metrics.ts';
+import { Relay } from './relay.ts';
+import { addRelayMetrics, addSyncMetrics } from './sync-metrics.ts';
 
 export interface NodeService {
   readonly node: Node;
@@ -29,6 +30,7 @@ export interface NodeService {
   /** The chain and its sync, unless `sync.enabled` is false. */
   readonly chain: Devchain | undefined;
   readonly sync: ChainSync | undefined;
+  readonly relay: Relay | undefined;
   /** The HTTP API, unless `api.enabled` is false. */
   readonly api: ApiServer | undefined;
   /** Graceful: peers get GOODBYE SHUTDOWN, the store is closed. */
@@ -126,9 +128,16 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   node.on('peer:offense', (p, reason, detail) => log.debug({ peerId: p.peerId, reason, detail }, 'peer offense'));
   node.on('banned', (b) => log.warn({ kind: b.kind, target: b.target, reason: b.reason, expiresAt: new Date(b.expiresAt).toISOString() }, 'ban'));
   const sync = chain === undefined ? undefined : new ChainSync(node, chain, clock, { blocks: config.sync.blocks, progressPath: config.sync.progressPath });
-  if (sync !== undefined) {
+  // Relay follows the chain (mempool upkeep, announcements); an announcement it cannot place sends headers-first sync to that peer.
+  const relay =
+    chain === undefined || sync === undefined
+      ? undefined
+      : new Relay(node, chain, clock, { onBlockAnnounced: (peer, height) => sync.onPeerHeight(peer, height ?? chain.bestHeader().height + 1) });
+  if (sync !== undefined && relay !== undefined) {
     sync.on('state', (p) => log.info({ state: p.state, tipHeight: p.tipHeight, bestHeaderHeight: p.bestHeaderHeight, targetHeight: p.targetHeight, peers: p.peers }, 'sync state'));
     sync.on('fault', (e) => log.error({ err: e }, 'sync stopped: the chain failed'));
+    sync.on('imported', (r) => relay.onChainChanged(r));
+    relay.on('fault', (e) => log.error({ err: e }, 'relay: local failure'));
   }
   try {
     await node.start();
@@ -138,14 +147,22 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   sync?.start();
   const metrics = createNodeMetrics(node);
   const syncMetrics = sync === undefined ? undefined : addSyncMetrics(sync, metrics.registry);
-  const producer = chain === undefined ? undefined : new DevProducer(chain);
+  if (relay !== undefined) addRelayMetrics(relay, metrics.registry);
+  const producer =
+    chain === undefined || relay === undefined
+      ? undefined
+      : new DevProducer(chain, {
+          pendingTxs: () => [...relay.mempool.txs()].slice(0, chain.params.maxTxsPerBlock).map((t) => t.bytes),
+          mined: (r) => relay.onChainChanged(r),
+          submitTx: (bytes) => void relay.submitTx(bytes),
+        });
   const chainApi: ChainApi | undefined =
     chain === undefined || sync === undefined || producer === undefined
       ? undefined
       : {
           name: chain.name,
           progress: () => sync.progress(),
-          status: () => ({ headers: { ...sync.headers.stats() }, blocks: { ...sync.blocks.stats() } }),
+          status: () => ({ headers: { ...sync.headers.stats() }, blocks: { ...sync.blocks.stats() }, ...(relay === undefined ? {} : { relay: relay.stats() }) }),
           publish: (r) => (r.kind === 'blocks' ? producer.blocks(r.count, r.txsPerBlock) : producer.txs(r.count)),
         };
   let api: ApiServer | undefined;
@@ -161,6 +178,7 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
       syncMetrics?.close();
       metrics.close();
       sync?.stop();
+      relay?.stop();
       await node.stop();
       if (isPqnetError(e)) throw e;
       throw new PqnetError('LISTEN_FAILED', `API on ${config.api.host}:${config.api.port}: ${(e as Error).message}`, { cause: e });
@@ -174,12 +192,14 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
     metrics,
     chain,
     sync,
+    relay,
     api,
     async stop() {
       // The API stops accepting first, but requests under way (a connect waiting on its handshake)
       // are answered by the node's shutdown (503 SHUTDOWN) before the server finishes closing.
       const closing = api?.close();
       sync?.stop();
+      relay?.stop();
       await node.stop();
       chain?.close();
       if (api !== undefined) {

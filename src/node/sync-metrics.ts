@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ChainSync } from './chain-sync.ts';
+import type { Relay } from './relay.ts';
 import type { RequestDone } from '../sync/blocks.ts';
 import type { SyncState } from '../sync/progress.ts';
 
@@ -99,4 +100,51 @@ export function addSyncMetrics(sync: ChainSync, registry: Registry): { close(): 
       sync.off('blocks:received', onDone);
     },
   };
+}
+
+/** Relay counters that only grow, as `p2p_relay_items_total{kind}` (snake_case of the `RelayEngineStats` names). */
+const RELAY_COUNTERS = [
+  'txsReceived', 'txsAccepted', 'txsRejected', 'txsAnnounced', 'txsServed', 'txsRequested', 'compactSent', 'compactReceived', 'compactRebuilt',
+  'compactWithMissing', 'compactFallbacks', 'blockTxnRequested', 'blockTxnBytes', 'blocksRequested', 'fullBlocksReceived', 'blocksServed',
+] as const;
+const MEMPOOL_COUNTERS = ['added', 'evicted', 'mined', 'invalidated', 'readmitted'] as const;
+
+const snake = (k: string): string => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** Mempool size and relay totals, read from the relay when Prometheus scrapes. */
+export function addRelayMetrics(relay: Relay, registry: Registry): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'p2p_mempool',
+    help: 'Transactions in the mempool (txs) and their bytes (bytes)',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const m = relay.mempool.stats();
+      this.set({ kind: 'txs' }, m.txs);
+      this.set({ kind: 'bytes' }, m.bytes);
+    },
+  });
+  new Counter({
+    name: 'p2p_mempool_changes_total',
+    help: 'Mempool admissions and removals: added, evicted, mined, invalidated, readmitted',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const m = relay.mempool.stats();
+      this.reset();
+      for (const k of MEMPOOL_COUNTERS) this.inc({ kind: k }, m[k]);
+    },
+  });
+  new Counter({
+    name: 'p2p_relay_items_total',
+    help: 'Transaction and block relay: txs received, accepted, rejected, announced, served, requested; compact blocks sent, received, rebuilt, with missing txs, given up; GETBLOCKTXN txs and bytes; full blocks requested, received, served',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const r = relay.engine.stats();
+      this.reset();
+      for (const k of RELAY_COUNTERS) this.inc({ kind: snake(k) }, r[k]);
+    },
+  });
 }

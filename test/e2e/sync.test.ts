@@ -208,3 +208,47 @@ test('a peer serving invalid headers is banned; a peer serving a heavier branch 
     e.kill();
   }
 });
+
+interface RelayCounts {
+  readonly compactReceived: number;
+  readonly compactRebuilt: number;
+  readonly blockTxnRequested: number;
+  readonly fullBlocksReceived: number;
+  readonly txsRequested: number;
+  readonly mempool: { readonly txs: number };
+}
+
+test('relay: transactions published at A reach C through B; A\'s next block reaches both compactly and is rebuilt from their mempools', { timeout: 120_000 }, async () => {
+  const a = nodeDir('a4');
+  const b = nodeDir('b4');
+  const c = nodeDir('c4');
+  try {
+    const A = await a.start('tcp://127.0.0.1:0', [], 'info');
+    const B = await b.start('tcp://127.0.0.1:0', ['--seed', A.listen], 'info');
+    const C = await c.start('tcp://127.0.0.1:0', [], 'info');
+    await ok(['peer', 'connect', '--addr', B.listen, '--data-dir', c.dir]);
+    const relay = async (api: string): Promise<RelayCounts> => (await json<{ relay: RelayCounts }>(api, '/sync/status')).relay;
+    // A and C are not connected: what C gets comes through B.
+    const cPeers = await json<PeersResponse>(C.api, '/p2p/peers');
+    assert.deepEqual(cPeers.peers.map((p) => p.peerId), [B.peerId]);
+
+    assert.match(await ok(['publish', 'txs', '--count', '40', '--data-dir', a.dir]), /published 40 transactions/);
+    await eventually(async () => (await relay(C.api)).mempool.txs === 40, 'the 40 transactions to reach C', 300);
+    assert.equal((await relay(B.api)).txsRequested, 40, 'B fetched each transaction once');
+    assert.equal((await relay(C.api)).txsRequested, 40, 'C fetched each transaction once');
+
+    // A mines a block of its 40 pending transactions and announces it.
+    const published = await ok(['publish', 'blocks', '--count', '1', '--data-dir', a.dir, '--json']);
+    const tip = (JSON.parse(published) as { tipHash: string }).tipHash;
+    for (const api of [B.api, C.api]) await eventually(async () => (await health(api)).sync?.tipHash === tip, 'the block to reach B and C', 300);
+    for (const api of [B.api, C.api]) {
+      const r = await relay(api);
+      assert.ok(r.compactRebuilt >= 1, `rebuilt: ${JSON.stringify(r)}`);
+      assert.equal(r.blockTxnRequested, 0, 'no transaction of the block was fetched');
+      assert.equal(r.fullBlocksReceived, 0, 'no full block was fetched');
+      assert.equal(r.mempool.txs, 0, 'the mined transactions left the mempool');
+    }
+  } finally {
+    for (const n of [a, b, c]) n.kill();
+  }
+});
