@@ -59,6 +59,8 @@ export class RateMeter {
     this.#samples.push({ at: now, headers, blocks, bytes });
     // Keep one sample older than the window, so the window is fully covered.
     while (this.#samples.length > 2 && this.#samples[1]!.at <= now - this.#windowMs) this.#samples.shift();
+    // Idle time before the work began is not part of the rate: drop leading samples that did not move.
+    while (this.#samples.length > 2 && sameCounts(this.#samples[0]!, this.#samples[1]!)) this.#samples.shift();
   }
 
   rates(): { headers: number; blocks: number; bytes: number } {
@@ -68,6 +70,10 @@ export class RateMeter {
     const s = (last.at - first.at) / 1_000;
     return { headers: (last.headers - first.headers) / s, blocks: (last.blocks - first.blocks) / s, bytes: (last.bytes - first.bytes) / s };
   }
+}
+
+function sameCounts(a: Sample, b: Sample): boolean {
+  return a.headers === b.headers && a.blocks === b.blocks && a.bytes === b.bytes;
 }
 
 export interface ProgressInputs {
