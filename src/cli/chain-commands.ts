@@ -93,7 +93,8 @@ export async function publishCommand(argv: string[]): Promise<void> {
   const kind = what === 'txs' ? 'txs' : 'blocks';
   const r = await clientFor(values, true).publish(perBlock === undefined ? { kind, count } : { kind, count, txsPerBlock: perBlock });
   if (values['json'] === true) return printJson(r);
-  console.log(`published ${num(r.count)} ${r.kind === 'txs' ? 'transactions' : 'blocks'}; tip ${num(r.tipHeight)} ${r.tipHash}`);
+  const noun = r.kind === 'txs' ? 'transaction' : 'block';
+  console.log(`published ${num(r.count)} ${noun}${r.count === 1 ? '' : 's'}; tip ${num(r.tipHeight)} ${r.tipHash}`);
 }
 
 function intArg(v: string | boolean | undefined, flag: string, min: number, max: number): number | undefined {
