@@ -137,8 +137,13 @@ export class ChainSync extends EventEmitter<ChainSyncEvents> {
     this.#pumpSoon();
   }
 
-  /** Where the sync stands now. */
+  /** Where the sync stands now (`state` while blocks wait for a snapshot). */
   progress(): SyncProgress {
+    const p = this.#progress();
+    return p.state === 'blocks' && this.#blocksPaused ? { ...p, state: 'state' } : p;
+  }
+
+  #progress(): SyncProgress {
     const tip = this.chain.tip();
     const best = this.chain.bestHeader();
     return makeProgress({

@@ -21,6 +21,7 @@ import type { ChainApi } from '../rpc/server.ts';
 import { ChainSync } from './chain-sync.ts';
 import { DevProducer } from './producer.ts';
 import { Relay } from './relay.ts';
+import { StateSyncService } from './state-sync.ts';
 import { addRelayMetrics, addSyncMetrics } from './sync-metrics.ts';
 
 export interface NodeService {
@@ -127,7 +128,11 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   );
   node.on('peer:offense', (p, reason, detail) => log.debug({ peerId: p.peerId, reason, detail }, 'peer offense'));
   node.on('banned', (b) => log.warn({ kind: b.kind, target: b.target, reason: b.reason, expiresAt: new Date(b.expiresAt).toISOString() }, 'ban'));
-  const sync = chain === undefined ? undefined : new ChainSync(node, chain, clock, { blocks: config.sync.blocks, progressPath: config.sync.progressPath });
+  // State mode on a chain that has no block yet: a snapshot first, blocks above it afterwards.
+  const wantState = chain !== undefined && config.sync.mode === 'state' && chain.tip().height === 0;
+  const sync = chain === undefined ? undefined : new ChainSync(node, chain, clock, { blocks: config.sync.blocks, progressPath: config.sync.progressPath, blocksPaused: wantState });
+  // Every syncing node serves snapshots; only a state-mode node fetches one.
+  const stateSync = chain === undefined ? undefined : new StateSyncService(node, chain, clock, { storePath: config.sync.statePath });
   // Relay follows the chain (mempool upkeep, announcements); an announcement it cannot place sends headers-first sync to that peer.
   const relay =
     chain === undefined || sync === undefined
@@ -137,14 +142,26 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
     sync.on('state', (p) => log.info({ state: p.state, tipHeight: p.tipHeight, bestHeaderHeight: p.bestHeaderHeight, targetHeight: p.targetHeight, peers: p.peers }, 'sync state'));
     sync.on('fault', (e) => log.error({ err: e }, 'sync stopped: the chain failed'));
     sync.on('imported', (r) => relay.onChainChanged(r));
+    stateSync?.on('selected', (m, resumed) => log.info({ height: m.height, chunks: m.chunkHashes.length, bytes: m.totalBytes, resumed }, 'state sync: snapshot chosen'));
+    stateSync?.on('discarded', (m, why) => log.warn({ height: m.height, why }, 'state sync: snapshot discarded'));
+    stateSync?.on('applied', (m) => {
+      log.info({ height: m.height, bytes: m.totalBytes }, 'state sync: snapshot applied; fetching the blocks above it');
+      sync.setBlocksPaused(false);
+    });
+    stateSync?.on('failed', (e) => {
+      log.error({ err: e }, 'state sync stopped; falling back to block sync from the tip');
+      sync.setBlocksPaused(false);
+    });
     relay.on('fault', (e) => log.error({ err: e }, 'relay: local failure'));
   }
   try {
     await node.start();
   } catch (e) {
+    stateSync?.stop();
     throw isPqnetError(e) ? e : new PqnetError('LISTEN_FAILED', (e as Error).message, { cause: e });
   }
   sync?.start();
+  if (wantState) stateSync?.start();
   const metrics = createNodeMetrics(node);
   const syncMetrics = sync === undefined ? undefined : addSyncMetrics(sync, metrics.registry);
   if (relay !== undefined) addRelayMetrics(relay, metrics.registry);
@@ -162,7 +179,12 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
       : {
           name: chain.name,
           progress: () => sync.progress(),
-          status: () => ({ headers: { ...sync.headers.stats() }, blocks: { ...sync.blocks.stats() }, ...(relay === undefined ? {} : { relay: relay.stats() }) }),
+          status: () => ({
+            headers: { ...sync.headers.stats() },
+            blocks: { ...sync.blocks.stats() },
+            ...(relay === undefined ? {} : { relay: relay.stats() }),
+            ...(stateSync === undefined ? {} : { state: stateSync.stats() }),
+          }),
           publish: (r) => (r.kind === 'blocks' ? producer.blocks(r.count, r.txsPerBlock) : producer.txs(r.count)),
         };
   let api: ApiServer | undefined;
@@ -179,6 +201,7 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
       metrics.close();
       sync?.stop();
       relay?.stop();
+      stateSync?.stop();
       await node.stop();
       if (isPqnetError(e)) throw e;
       throw new PqnetError('LISTEN_FAILED', `API on ${config.api.host}:${config.api.port}: ${(e as Error).message}`, { cause: e });
@@ -200,6 +223,7 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
       const closing = api?.close();
       sync?.stop();
       relay?.stop();
+      stateSync?.stop();
       await node.stop();
       chain?.close();
       if (api !== undefined) {

@@ -9,6 +9,11 @@
  *   stalling.
  * - A peer serving invalid headers is banned; a peer serving a heavier branch
  *   makes B reorganise to it.
+ * - In state mode, B fetches a multi-megabyte state snapshot from A, C and D
+ *   at once; D serves a corrupted chunk, is penalised, and the chunk comes
+ *   from another peer.
+ * - A transaction published at A reaches C through B, and A's next block is
+ *   rebuilt compactly at B and C from their mempools.
  *
  * The chains are mined once here and copied into each node's data directory
  * (`chain.sqlite`), so A, C and D serve the same chain.
@@ -169,12 +174,13 @@ test('B syncs from A, C and D at once; D freezes mid-way, is penalised for stall
 });
 
 /** The misbehaving node of test/e2e/_sync-node.ts, on a copy of `chain`. */
-async function evilNode(chain: string, mode: string): Promise<{ peerId: string; address: string; stop: () => void }> {
+async function evilNode(chain: string, mode: string, accounts?: number): Promise<{ peerId: string; address: string; stop: () => void }> {
   const dir = path.join(root, `evil-${mode}`);
   mkdirSync(dir, { recursive: true });
   copyFileSync(chain, path.join(dir, 'chain.sqlite'));
   const script = fileURLToPath(new URL('./_sync-node.ts', import.meta.url));
-  const child = spawn(process.execPath, [script, path.join(dir, 'chain.sqlite'), path.join(dir, 'node.sqlite'), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const args = [script, path.join(dir, 'chain.sqlite'), path.join(dir, 'node.sqlite'), mode, ...(accounts === undefined ? [] : [String(accounts)])];
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   for await (const line of lines) {
     const ev = JSON.parse(line) as { event: string; peerId: string; address: string };
@@ -250,5 +256,56 @@ test('relay: transactions published at A reach C through B; A\'s next block reac
     }
   } finally {
     for (const n of [a, b, c]) n.kill();
+  }
+});
+
+test('state sync: B fetches a multi-megabyte state from A, C and D at once; D serves a corrupted chunk and is banned, the chunk comes from another, and B ends on the snapshot\'s block with its state', { timeout: 120_000 }, async () => {
+  const ACCOUNTS = 60_000;
+  const file = path.join(root, 'state.sqlite');
+  const src = Devchain.open(file, { ...PARAMS, genesisAccounts: ACCOUNTS });
+  let tip: string;
+  try {
+    src.mineChain(5, { txsPerBlock: 3 });
+    tip = hex(src.tip().hash);
+  } finally {
+    src.close();
+  }
+  const env = { PQNET_DEVCHAIN_GENESIS_ACCOUNTS: String(ACCOUNTS) };
+  const a = nodeDir('a5', file);
+  const c = nodeDir('c5', file);
+  const b = nodeDir('b5');
+  const d = await evilNode(file, 'bad-chunk', ACCOUNTS);
+  try {
+    const A = await a.start('tcp://127.0.0.1:0', [], 'info', env);
+    const C = await c.start('tcp://127.0.0.1:0', [], 'info', env);
+    const B = await b.start('tcp://127.0.0.1:0', ['--sync-mode', 'state', '--seed', A.listen, '--seed', C.listen, '--seed', d.address], 'info', env);
+    await eventually(async () => (await health(B.api)).sync?.tipHash === tip, 'B to apply the snapshot', 600);
+    const status = await json<{ state: { chunksDone: number; chunksTotal: number; bytesTotal: number; badChunks: number; phase: string } }>(B.api, '/sync/status');
+    assert.ok(status.state.bytesTotal > 2_000_000, `a multi-megabyte state: ${status.state.bytesTotal} bytes`);
+    assert.equal(status.state.chunksDone, status.state.chunksTotal);
+    assert.equal(status.state.badChunks, 1);
+    const stats = await json<StatsResponse>(B.api, '/p2p/stats');
+    assert.equal(stats.offenses['SYNC_BAD_CHUNK'], 1);
+    // D's chunk was the bad one (penalty 50 from a neutral 50: banned); A and C served the rest.
+    assert.ok((await json<BansResponse>(B.api, '/p2p/bans')).bans.some((x) => x.target === d.peerId));
+    const peers = await json<PeersResponse>(B.api, '/p2p/peers');
+    for (const id of [A.peerId, C.peerId]) {
+      const p = peers.peers.find((x) => x.peerId === id);
+      assert.ok((p?.messages.in['sync.getstatechunk.response'] ?? 0) > 0, `chunks from ${id}: ${JSON.stringify(p?.messages.in)}`);
+    }
+    // No block below the snapshot was downloaded.
+    const m = await b.metrics(B.api);
+    assert.equal(m.get('p2p_sync_items_total{kind="blocks_received"}'), 0);
+    assert.equal(await b.stop(), 0);
+    const chain = Devchain.open(path.join(b.dir, 'chain.sqlite'), { ...PARAMS, genesisAccounts: ACCOUNTS });
+    try {
+      chain.checkIntegrity();
+      assert.equal(hex(chain.tip().hash), tip);
+    } finally {
+      chain.close();
+    }
+  } finally {
+    d.stop();
+    for (const n of [a, c, b]) n.kill();
   }
 });
