@@ -1,5 +1,5 @@
 /**
- * Benchmark dispatcher: `node bench/run.ts handshake|channel|frames|mux|conn-memory|api|devchain|all [--quick] [--only=<impl>]`
+ * Benchmark dispatcher: `node bench/run.ts handshake|channel|frames|mux|conn-memory|api|devchain|compact|state-sync|sync|all [--quick] [--only=<impl>]`
  * (or `npm run bench -- <name> [--quick]`). Figures are JSON lines on stdout,
  * progress on stderr.
  */
@@ -13,6 +13,9 @@ const BENCHES: Record<string, () => Promise<{ main: (o: BenchOptions) => Promise
   'conn-memory': () => import('./conn-memory.ts'),
   api: () => import('./api.ts'),
   devchain: () => import('./devchain.ts'),
+  compact: () => import('./compact.ts'),
+  'state-sync': () => import('./state-sync.ts'),
+  sync: () => import('./sync.ts'),
 };
 
 const args = process.argv.slice(2);

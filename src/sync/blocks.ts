@@ -23,7 +23,9 @@
  *   more blocks than asked or a block at the wrong height is SYNC_BAD_RESPONSE;
  *   the good prefix is kept. An empty or short answer means the peer lacks
  *   the rest (no penalty): it is not asked for those heights again until it
- *   shows a new height or `lackRetryMs` passes.
+ *   shows a new height or `lackRetryMs` passes — unless the answer stopped at
+ *   the server's byte budget (MAX_BLOCKS_RESPONSE_BYTES). Ranges are sized from
+ *   the blocks' recent average size so that an answer fits the budget.
  * - **Import and back-pressure.** Accepted blocks wait in a queue that
  *   `importQueued` drains lowest height first through `importBlock`, which
  *   stores a block at once and connects it when its parent is connected. The
@@ -128,6 +130,8 @@ export class BlockSync {
   readonly #have = new Map<number, string>();
   #actions: BlockSyncAction[] = [];
   #bestHash = '';
+  /** Average bytes of the blocks received lately: ranges are sized so an answer fits the server's byte budget. */
+  #blockBytes = 0;
   #fork: { readonly key: string; readonly height: number } | undefined;
   #nextId = 1;
   #queuedBytes = 0;
@@ -202,8 +206,11 @@ export class BlockSync {
       this.#received++;
       this.#bytes += bytes.length;
     }
-    if (p !== undefined && accepted < r.hashes.length && accepted === batch.length) {
-      // A short answer: it lacks the next one.
+    const bytes = batch.reduce((n, b) => n + b.length, 0);
+    if (accepted > 0) this.#blockBytes = this.#blockBytes === 0 ? bytes / accepted : 0.8 * this.#blockBytes + (0.2 * bytes) / accepted;
+    // A short answer means the peer lacks the next block, unless the server stopped at its byte budget.
+    const cut = bytes + this.#chain.limits.maxBlockBytes > MAX_BLOCKS_RESPONSE_BYTES;
+    if (p !== undefined && accepted < r.hashes.length && accepted === batch.length && !cut) {
       p.lacksFrom = r.start + accepted;
       p.lackedAt = now;
     }
@@ -341,7 +348,9 @@ export class BlockSync {
     const top = Math.min(limit, p.height);
     let start = from;
     const hashes: string[] = [];
-    for (let h = from; h <= top && hashes.length < this.options.rangeBlocks; h++) {
+    const fits = this.#blockBytes > 0 ? Math.max(1, Math.floor(MAX_BLOCKS_RESPONSE_BYTES / this.#blockBytes)) : this.options.rangeBlocks;
+    const most = Math.min(this.options.rangeBlocks, fits);
+    for (let h = from; h <= top && hashes.length < most; h++) {
       if (this.#fetching.has(h) || this.#queue.has(h) || this.#have.has(h)) {
         if (hashes.length > 0) break;
         start = h + 1;

@@ -9,7 +9,7 @@ import { hex, type Hash } from '../../src/chain/adapter.ts';
 import type { Devchain } from '../../src/chain/devchain/index.ts';
 import type { Reason } from '../../src/core/errors.ts';
 import { BlockSync, blocksInRange, type BlockSyncOptions } from '../../src/sync/blocks.ts';
-import { MAX_BLOCKS_PER_MESSAGE } from '../../src/sync/messages.ts';
+import { MAX_BLOCKS_PER_MESSAGE, MAX_BLOCKS_RESPONSE_BYTES } from '../../src/sync/messages.ts';
 import { blocksOf, forge, headersOf, syncHeaders, tempDir, withChains } from '../chain/_devchain.ts';
 
 /** A peer answers a request, holds it (never answers), or fails it. */
@@ -415,6 +415,31 @@ test('a heavier branch that leaves the validated chain below its tip: the blocks
       assert.deepEqual(b.tip().hash, a.tip().hash);
       assert.deepEqual(run.requests.map((r) => [r.start, r.count]), [[81, 30]]);
       b.checkIntegrity();
+    });
+  } finally {
+    await dir.cleanup();
+  }
+});
+
+test('an answer cut at the server\'s byte budget is not a lack: the peer is asked for the rest at once', async () => {
+  const dir = await tempDir('pqnet-bs-');
+  try {
+    await withChains((open) => {
+      const { a, b } = setup(open, dir.file, 200);
+      // Blocks as large as the budget allows (as far as the engine can tell): any short answer may be a cut one.
+      const big = new Proxy(b, {
+        get(target, prop) {
+          if (prop === 'limits') return { ...target.limits, maxBlockBytes: MAX_BLOCKS_RESPONSE_BYTES };
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const engine = new BlockSync(big, { ...OPTIONS, maxRequestsPerPeer: 1 });
+      engine.addPeer('a', 200);
+      // The server stops after 10 blocks each time, as at its byte budget.
+      const run = drive(engine, { a: (start, count, anchor) => blocksInRange(a, start, count, anchor).slice(0, 10) }, { stepMs: 0, rounds: 100 });
+      assert.deepEqual(b.tip().hash, a.tip().hash);
+      assert.equal(run.requests.length, 20);
     });
   } finally {
     await dir.cleanup();
