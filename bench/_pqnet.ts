@@ -8,6 +8,8 @@ import type { SecureConfig } from '../src/secure/listener.ts';
 import { compilePolicy, DEFAULT_POLICY, type AlgorithmPolicy } from '../src/secure/policy.ts';
 import type { ProviderName } from '../src/secure/provider.ts';
 import { getProvider } from '../src/secure/providers.ts';
+import type { SecureSession } from '../src/secure/session.ts';
+import { MAX_CHUNK_BYTES } from '../src/core/limits.ts';
 
 /** 'pq': the default policy (hybrid x25519-ml-kem-768, ML-DSA-65). 'classic': x25519 + ed25519 only. */
 export type Suite = 'pq' | 'classic';
@@ -56,4 +58,20 @@ export function benchConfig(providerName: ProviderName, suite: Suite, limits: Pa
 
 export function aeadOffer(aead: AeadAlg | undefined): { aeadOffers?: readonly AeadAlg[] } {
   return aead === undefined ? {} : { aeadOffers: [aead] };
+}
+
+/** The frame header of the bulk stream the channel baselines send. */
+const BULK_HEADER = { channel: 6, msgId: 0x8001, flags: 0 } as const;
+
+/** Send `total` bytes over `s` as full frames cut from `chunk` (at least MAX_CHUNK_BYTES long), waiting for drains; then close it. */
+export async function streamFrames(s: SecureSession, total: number, chunk: Uint8Array): Promise<void> {
+  let sent = 0;
+  let seq = 0;
+  while (sent < total) {
+    const n = Math.min(MAX_CHUNK_BYTES, total - sent);
+    const ok = s.sendFrame({ ...BULK_HEADER, seq: seq++ }, chunk.subarray(0, n));
+    sent += n;
+    if (!ok) await s.drained();
+  }
+  s.close();
 }

@@ -43,14 +43,12 @@ import type { ProviderName } from '../src/secure/provider.ts';
 import { TcpTransport } from '../src/transport/tcp.ts';
 import { WebSocketTransport, WS_MAX_MESSAGE_BYTES } from '../src/transport/ws.ts';
 import { createNode, LIBP2P_IMPL, LIBP2P_SINK_PROTOCOL, sendLibp2p } from './_libp2p.ts';
-import { aeadOffer, benchConfig } from './_pqnet.ts';
+import { aeadOffer, benchConfig, streamFrames } from './_pqnet.ts';
 import { emit, emitEnvironment, log, mbPerSecond, median, MiB, round, selected, withChild, type BenchOptions, type Child, type Json } from './_util.ts';
 
 const SERVER = fileURLToPath(new URL('./_server.ts', import.meta.url));
 const RECORD_BYTES = 64 * 1024;
 const WRITE_BUFFER_LIMIT = DEFAULT_LIMITS.maxWriteBufferBytes;
-/** App message id and channel for the bulk frames (any non-control id reaches the handler). */
-const HEADER = { channel: 6, msgId: 0x8001, flags: 0 } as const;
 
 interface Plan {
   readonly impl: string;
@@ -118,17 +116,7 @@ function pqnetPlan(provider: ProviderName, aead: AeadAlg, bytes: readonly [numbe
         if (s.aead !== aead) throw new Error(`negotiated ${s.aead}, wanted ${aead}`);
         s.start(() => undefined);
         return {
-          send: async (total) => {
-            let sent = 0;
-            let seq = 0;
-            while (sent < total) {
-              const n = Math.min(MAX_CHUNK_BYTES, total - sent);
-              const ok = s.sendFrame({ ...HEADER, seq: seq++ }, n === MAX_CHUNK_BYTES ? chunk : chunk.subarray(0, n));
-              sent += n;
-              if (!ok) await s.drained();
-            }
-            s.close();
-          },
+          send: (total) => streamFrames(s, total, chunk),
         };
       };
       return Promise.resolve({ open });

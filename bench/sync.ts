@@ -92,14 +92,12 @@ import { dialSecure } from '../src/secure/listener.ts';
 import type { BlockSyncOptions } from '../src/sync/blocks.ts';
 import { MAX_HEADERS_PER_MESSAGE, SYNC_PROTOCOL } from '../src/sync/messages.ts';
 import { TcpTransport } from '../src/transport/tcp.ts';
-import { BENCH_CHAIN_ID, benchConfig } from './_pqnet.ts';
+import { BENCH_CHAIN_ID, benchConfig, streamFrames } from './_pqnet.ts';
 import { Child, emit, emitEnvironment, log, mbPerSecond, median, MiB, percentile, round, selected, withChild, withTimeout, type BenchOptions, type Json } from './_util.ts';
 
 const SERVER = fileURLToPath(new URL('./_server.ts', import.meta.url));
 const SYNC_SERVER = fileURLToPath(new URL('./_sync-server.ts', import.meta.url));
 const PARAMS = { chainId: BENCH_CHAIN_ID };
-/** Bulk frames of the channel baseline: any non-control message id reaches the receiver's handler (as bench/channel.ts). */
-const HEADER = { channel: 6, msgId: 0x8001, flags: 0 } as const;
 const SAMPLE_MS = 20;
 
 const IMPL_SYNC = 'pqnet-sync';
@@ -217,15 +215,7 @@ async function channelBaseline(plan: Plan, opts: BenchOptions): Promise<number> 
       s.start(() => undefined);
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      let sent = 0;
-      let seq = 0;
-      while (sent < total) {
-        const n = Math.min(MAX_CHUNK_BYTES, total - sent);
-        const ok = s.sendFrame({ ...HEADER, seq: seq++ }, n === MAX_CHUNK_BYTES ? chunk : chunk.subarray(0, n));
-        sent += n;
-        if (!ok) await s.drained();
-      }
-      s.close();
+      await streamFrames(s, total, chunk);
       const received = await server.nextEvent('received', 120_000);
       const seconds = (performance.now() - t0) / 1000;
       if (received.bytes !== total) throw new Error(`channel: sent ${total} bytes, the receiver counted ${String(received.bytes)}`);
