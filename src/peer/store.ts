@@ -38,7 +38,7 @@
 import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { PqnetError, reasonFromWire, Reasons, type Reason } from '../core/errors.ts';
-import { toStoreError, useWal } from '../core/sqlite.ts';
+import { storeIo, toStoreError, transaction, useWal } from '../core/sqlite.ts';
 import { PeerId } from '../secure/identity.ts';
 import { normalizeCidr } from './bans.ts';
 import type { AddressSource, BanKind, BanRecord, BanStore, PeerBookEntry } from './types.ts';
@@ -86,7 +86,7 @@ const PEER_COUNTERS = ['successes', 'failures', 'consecutiveFailures'] as const;
 
 type Row = Record<string, unknown>;
 type Statements = Record<
-  'begin' | 'commit' | 'rollback' | 'upsertPeer' | 'getPeer' | 'listPeers' | 'deletePeer' | 'countPeers' | 'saveBan' | 'loadBans' | 'deleteBan',
+  'upsertPeer' | 'getPeer' | 'listPeers' | 'deletePeer' | 'countPeers' | 'saveBan' | 'loadBans' | 'deleteBan',
   StatementSync
 >;
 
@@ -213,15 +213,10 @@ function inspect(path: string): void {
 
 function createSchemaIfFresh(db: DatabaseSync): void {
   if (schemaState(db) === 'current') return; // no write lock needed
-  db.exec('BEGIN IMMEDIATE');
-  try {
+  transaction(db, () => {
     // Checked again under the write lock: another process may have created it meanwhile.
     if (schemaState(db) === 'fresh') db.exec(SCHEMA);
-    db.exec('COMMIT');
-  } catch (e) {
-    if (db.isTransaction) db.exec('ROLLBACK');
-    throw e;
-  }
+  });
 }
 
 export interface PeerStoreStats {
@@ -266,9 +261,6 @@ export class PeerStore implements BanStore {
     let s: Statements;
     try {
       s = {
-        begin: db.prepare('BEGIN IMMEDIATE'),
-        commit: db.prepare('COMMIT'),
-        rollback: db.prepare('ROLLBACK'),
         upsertPeer: db.prepare(`
           INSERT INTO peers (address, peer_id, source, first_seen, last_seen, last_attempt, last_success,
                              successes, failures, consecutive_failures, last_failure_reason)
@@ -398,24 +390,10 @@ export class PeerStore implements BanStore {
   }
 
   #read<T>(fn: () => T): T {
-    if (this.#db === undefined) throw new PqnetError('CLOSED', 'peer store');
-    try {
-      return fn();
-    } catch (e) {
-      throw toStoreError(e, 'STORE_IO');
-    }
+    return storeIo(this.#db, 'peer store', fn);
   }
 
   #write(fn: () => void): void {
-    this.#read(() => {
-      this.#s.begin.run();
-      try {
-        fn();
-        this.#s.commit.run();
-      } catch (e) {
-        if (this.#db!.isTransaction) this.#s.rollback.run();
-        throw e;
-      }
-    });
+    storeIo(this.#db, 'peer store', (db) => transaction(db, fn));
   }
 }

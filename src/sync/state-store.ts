@@ -31,7 +31,7 @@ import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { StateManifest } from '../chain/adapter.ts';
 import { PqnetError } from '../core/errors.ts';
-import { toStoreError, useWal } from '../core/sqlite.ts';
+import { prepareAll, storeIo, toStoreError, transaction, useWal } from '../core/sqlite.ts';
 import { decodeCbor, encodeCbor } from '../wire/cbor.ts';
 import {
   chunkCountOf, manifestFromWire, manifestId, manifestSchema, manifestToWire, MAX_STATE_CHUNK_BYTES_LIMIT, MAX_STATE_CHUNKS_LIMIT, maxManifestBytes,
@@ -129,9 +129,6 @@ function inspect(path: string): void {
 }
 
 const STATEMENTS = {
-  begin: 'BEGIN IMMEDIATE',
-  commit: 'COMMIT',
-  rollback: 'ROLLBACK',
   getProgress: 'SELECT manifest, manifest_id FROM progress WHERE slot = 0',
   setProgress: 'INSERT INTO progress (slot, manifest, manifest_id) VALUES (0, ?, ?) ON CONFLICT (slot) DO UPDATE SET manifest = excluded.manifest, manifest_id = excluded.manifest_id',
   clearProgress: 'DELETE FROM progress',
@@ -164,14 +161,10 @@ export class StateStore {
     try {
       db.exec('PRAGMA locking_mode = EXCLUSIVE');
       useWal(db);
-      db.exec('BEGIN IMMEDIATE'); // takes the exclusive lock; checked again under it
-      try {
+      // The transaction takes the exclusive lock; the schema is checked again under it.
+      transaction(db, () => {
         if (schemaState(db) === 'fresh') db.exec(SCHEMA);
-        db.exec('COMMIT');
-      } catch (e) {
-        if (db.isTransaction) db.exec('ROLLBACK');
-        throw e;
-      }
+      });
       return new StateStore(db);
     } catch (e) {
       db.close();
@@ -180,14 +173,8 @@ export class StateStore {
   }
 
   private constructor(db: DatabaseSync) {
-    const s: Partial<Statements> = {};
-    try {
-      for (const [name, sql] of Object.entries(STATEMENTS)) s[name as keyof Statements] = db.prepare(sql);
-    } catch (e) {
-      throw new PqnetError('STORE_CORRUPT', `schema does not match version ${STATE_STORE_SCHEMA_VERSION}`, { cause: e });
-    }
+    this.#s = prepareAll(db, STATEMENTS, `version ${STATE_STORE_SCHEMA_VERSION}`);
     this.#db = db;
-    this.#s = s as Statements;
     const r = this.#s.getProgress.get() as Row | undefined;
     if (r !== undefined) {
       const { manifest, id } = decodeManifest(r);
@@ -262,24 +249,10 @@ export class StateStore {
   }
 
   #run<T>(fn: () => T): T {
-    if (this.#db === undefined) throw new PqnetError('CLOSED', 'state-sync store');
-    try {
-      return fn();
-    } catch (e) {
-      throw toStoreError(e, 'STORE_IO');
-    }
+    return storeIo(this.#db, 'state-sync store', fn);
   }
 
   #write(fn: () => void): void {
-    this.#run(() => {
-      this.#s.begin.run();
-      try {
-        fn();
-        this.#s.commit.run();
-      } catch (e) {
-        if (this.#db!.isTransaction) this.#s.rollback.run();
-        throw e;
-      }
-    });
+    storeIo(this.#db, 'state-sync store', (db) => transaction(db, fn));
   }
 }

@@ -43,7 +43,7 @@
 import { existsSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { PqnetError } from '../../core/errors.ts';
-import { toStoreError, useWal } from '../../core/sqlite.ts';
+import { prepareAll, storeIo, toStoreError, transaction, useWal } from '../../core/sqlite.ts';
 import type { Hash } from '../adapter.ts';
 import { bigintToBytes, bytesToBigint, compareBytes } from './hash.ts';
 import { HASH_BYTES, MAX_BALANCE } from './params.ts';
@@ -179,9 +179,6 @@ function inspect(path: string, fingerprint: Uint8Array): void {
 }
 
 const STATEMENTS = {
-  begin: 'BEGIN IMMEDIATE',
-  commit: 'COMMIT',
-  rollback: 'ROLLBACK',
   savepoint: 'SAVEPOINT step',
   release: 'RELEASE step',
   rollbackTo: 'ROLLBACK TO step',
@@ -252,23 +249,18 @@ export class DevchainStore {
     try {
       db.exec('PRAGMA locking_mode = EXCLUSIVE');
       useWal(db);
-      db.exec('BEGIN IMMEDIATE'); // takes the exclusive lock; checked again under it
-      let store: DevchainStore;
-      try {
+      // The transaction takes the exclusive lock; the schema is checked again under it.
+      return transaction(db, () => {
         const fresh = schemaState(db, fingerprint) === 'fresh';
         if (fresh) db.exec(SCHEMA);
-        store = new DevchainStore(db);
+        const store = new DevchainStore(db);
         if (fresh) {
           store.#depth = 1;
           init(store);
           store.#depth = 0;
         }
-        db.exec('COMMIT');
-      } catch (e) {
-        if (db.isTransaction) db.exec('ROLLBACK');
-        throw e;
-      }
-      return store;
+        return store;
+      });
     } catch (e) {
       db.close();
       throw toStoreError(e, 'STORE_OPEN_FAILED');
@@ -276,18 +268,13 @@ export class DevchainStore {
   }
 
   private constructor(db: DatabaseSync) {
-    const s: Partial<Statements> = {};
-    try {
-      for (const [name, sql] of Object.entries(STATEMENTS)) s[name as keyof Statements] = db.prepare(sql);
-    } catch (e) {
-      throw new PqnetError('STORE_CORRUPT', `schema does not match version ${DEVCHAIN_SCHEMA_VERSION}`, { cause: e });
-    }
+    const s = prepareAll(db, STATEMENTS, `version ${DEVCHAIN_SCHEMA_VERSION}`);
     for (const name of ['getAccount', 'bucketAccounts', 'allAccounts'] as const) {
-      s[name]!.setReadBigInts(true);
-      s[name]!.setReturnArrays(true);
+      s[name].setReadBigInts(true);
+      s[name].setReturnArrays(true);
     }
     this.#db = db;
-    this.#s = s as Statements;
+    this.#s = s;
   }
 
   /** Closes the file. Idempotent; every other method then throws `CLOSED`. */
@@ -305,27 +292,16 @@ export class DevchainStore {
 
   /** Runs `fn` with SQLite errors mapped to STORE_*; reads and, inside `write`, writes. */
   run<T>(fn: () => T): T {
-    if (this.#db === undefined) throw new PqnetError('CLOSED', 'devchain store');
-    try {
-      return fn();
-    } catch (e) {
-      throw toStoreError(e, 'STORE_IO');
-    }
+    return storeIo(this.#db, 'devchain store', fn);
   }
 
   /** Runs `fn` in one transaction: committed if it returns, rolled back if it throws. Nested calls join the outer transaction. */
   write<T>(fn: () => T): T {
-    return this.run(() => {
+    return storeIo(this.#db, 'devchain store', (db) => {
       if (this.#depth > 0) return fn();
-      this.#s.begin.run();
       this.#depth = 1;
       try {
-        const out = fn();
-        this.#s.commit.run();
-        return out;
-      } catch (e) {
-        if (this.#db!.isTransaction) this.#s.rollback.run();
-        throw e;
+        return transaction(db, fn);
       } finally {
         this.#depth = 0;
       }
