@@ -5,6 +5,8 @@
  * and bytes are numbers.
  */
 
+import type { SyncProgress } from '../sync/progress.ts';
+
 /** Every non-2xx response: `{ "error": { "code": ..., "message": ... } }`. */
 export interface ApiErrorBody {
   readonly error: { readonly code: string; readonly message: string };
@@ -117,25 +119,14 @@ export interface HealthResponse {
   readonly sync: SyncProgressJson | null;
 }
 
-/** Where chain sync stands (`GET /health` `.sync`, `GET /sync/status` `.progress`). */
-export interface SyncProgressJson {
-  /** `waiting` (no sync peer), `headers`, `blocks` (catching up), `synced`; `state` while a state snapshot is fetched. */
-  readonly state: 'waiting' | 'headers' | 'blocks' | 'synced' | 'state';
-  readonly tipHeight: number;
-  readonly tipHash: string;
-  readonly bestHeaderHeight: number;
-  readonly targetHeight: number;
-  readonly peers: number;
-  readonly headersPerSecond: number;
-  readonly blocksPerSecond: number;
-  readonly blockBytesPerSecond: number;
-  readonly etaSeconds: number | null;
-  /** 0–1 of the way from where this sync began to the target. */
-  readonly fraction: number;
-  /** When this sync began (ISO time; kept across restarts) and at which height. */
+/**
+ * Where chain sync stands (`GET /health` `.sync`, `GET /sync/status` `.progress`):
+ * `SyncProgress` (src/sync/progress.ts), with the start time as ISO text.
+ */
+export type SyncProgressJson = Omit<SyncProgress, 'startedAtMs'> & {
+  /** When this sync began (kept across restarts); its height is `startHeight`. */
   readonly startedAt: string | null;
-  readonly startHeight: number | null;
-}
+};
 
 /** `GET /sync/status`: progress plus the engines' counters. */
 export interface SyncStatusResponse {
