@@ -30,6 +30,19 @@ export async function tempDir(prefix: string): Promise<{ file: (name: string) =>
   };
 }
 
+/** `withChains` in a temp dir of its own (`dir.file(name)` names a chain file there), removed afterwards. */
+export async function inTempChains<T>(
+  prefix: string,
+  fn: (open: (file: string, params?: Partial<DevchainParams>, options?: DevchainOptions) => Devchain, dir: { file: (name: string) => string }) => T | Promise<T>,
+): Promise<T> {
+  const dir = await tempDir(prefix);
+  try {
+    return await withChains((open) => fn(open, dir));
+  } finally {
+    await dir.cleanup();
+  }
+}
+
 /** Opens chains with `open` and closes them all after `fn`, whatever happens. */
 export async function withChains<T>(fn: (open: (file: string, params?: Partial<DevchainParams>, options?: DevchainOptions) => Devchain) => T | Promise<T>): Promise<T> {
   const chains: Devchain[] = [];

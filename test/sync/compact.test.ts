@@ -15,7 +15,7 @@ import {
 } from '../../src/sync/compact.ts';
 import { MessageRegistry } from '../../src/wire/registry.ts';
 import { relayMessages } from '../../src/sync/relay-messages.ts';
-import { code, tempDir, withChains } from '../chain/_devchain.ts';
+import { code, inTempChains } from '../chain/_devchain.ts';
 
 /**
  * SipHash-2-4 with key 00 01 .. 0f over the messages 00, 00 01, .., 00 .. 3e
@@ -71,73 +71,63 @@ test('short id: the low 48 bits of SipHash(first 16 bytes of SHA3-256(header || 
 });
 
 test('a devchain block rebuilt from a mempool holding 90% of it: exactly the missing indexes are asked for, and the chain accepts the result', async () => {
-  const dir = await tempDir('pqnet-compact-');
-  try {
-    await withChains((open) => {
-      const a = open(dir.file('a'));
-      const block = a.mine({ txs: a.makeTxs(60, 1) });
-      assert.equal(block.txs.length, 60);
-      const nonce = new Uint8Array(8).fill(9);
-      const msg = new CompactBuilder(block, nonce).build();
-      assert.equal(msg[2].length, 60 * SHORT_ID_BYTES);
-      assert.deepEqual(msg[3], []);
-      // The receiver has every transaction but those at 5, 17, 40 (and some it does not need).
-      const absent = new Set([5, 17, 40]);
-      const mempool: ChainTx[] = block.txs.filter((_, i) => !absent.has(i)).map((t) => a.decodeTx(t));
-      const b = open(dir.file('b'));
-      mempool.push(...b.makeTxs(20, 99).map((t) => b.decodeTx(t)));
-      const r = startRebuild(block.header, msg, mempool, 10_000);
-      assert.equal(r.kind, 'missing');
-      if (r.kind !== 'missing') return;
-      assert.equal(r.fromMempool, 57);
-      assert.deepEqual(r.partial.missing, [5, 17, 40]);
-      assert.equal(r.partial.fill([block.txs[5]!]), undefined, 'an answer of the wrong length is refused');
-      const txs = r.partial.fill([5, 17, 40].map((i) => block.txs[i]!))!;
-      const rebuilt = b.assembleBlock(block.header, txs);
-      assert.deepEqual(rebuilt.bytes, block.bytes);
-      assert.equal(hex(rebuilt.header.hash), hex(block.header.hash));
-      b.storeHeaders([block.header]);
-      assert.deepEqual(b.importBlock(rebuilt).connected.map(hex), [hex(block.header.hash)]);
-      // A wrong transaction in a slot: the chain refuses the assembly.
-      const wrong = r.partial.fill([block.txs[5]!, block.txs[5]!, block.txs[40]!])!;
-      assert.throws(() => b.assembleBlock(block.header, wrong), code('CHAIN_BAD_BLOCK'));
-      // Every transaction in the mempool: complete at once.
-      const all = startRebuild(block.header, msg, block.txs.map((t) => a.decodeTx(t)), 10_000);
-      assert.equal(all.kind, 'complete');
-      if (all.kind === 'complete') assert.deepEqual(all.txs.map(hex), block.txs.map(hex));
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-compact-', (open, dir) => {
+    const a = open(dir.file('a'));
+    const block = a.mine({ txs: a.makeTxs(60, 1) });
+    assert.equal(block.txs.length, 60);
+    const nonce = new Uint8Array(8).fill(9);
+    const msg = new CompactBuilder(block, nonce).build();
+    assert.equal(msg[2].length, 60 * SHORT_ID_BYTES);
+    assert.deepEqual(msg[3], []);
+    // The receiver has every transaction but those at 5, 17, 40 (and some it does not need).
+    const absent = new Set([5, 17, 40]);
+    const mempool: ChainTx[] = block.txs.filter((_, i) => !absent.has(i)).map((t) => a.decodeTx(t));
+    const b = open(dir.file('b'));
+    mempool.push(...b.makeTxs(20, 99).map((t) => b.decodeTx(t)));
+    const r = startRebuild(block.header, msg, mempool, 10_000);
+    assert.equal(r.kind, 'missing');
+    if (r.kind !== 'missing') return;
+    assert.equal(r.fromMempool, 57);
+    assert.deepEqual(r.partial.missing, [5, 17, 40]);
+    assert.equal(r.partial.fill([block.txs[5]!]), undefined, 'an answer of the wrong length is refused');
+    const txs = r.partial.fill([5, 17, 40].map((i) => block.txs[i]!))!;
+    const rebuilt = b.assembleBlock(block.header, txs);
+    assert.deepEqual(rebuilt.bytes, block.bytes);
+    assert.equal(hex(rebuilt.header.hash), hex(block.header.hash));
+    b.storeHeaders([block.header]);
+    assert.deepEqual(b.importBlock(rebuilt).connected.map(hex), [hex(block.header.hash)]);
+    // A wrong transaction in a slot: the chain refuses the assembly.
+    const wrong = r.partial.fill([block.txs[5]!, block.txs[5]!, block.txs[40]!])!;
+    assert.throws(() => b.assembleBlock(block.header, wrong), code('CHAIN_BAD_BLOCK'));
+    // Every transaction in the mempool: complete at once.
+    const all = startRebuild(block.header, msg, block.txs.map((t) => a.decodeTx(t)), 10_000);
+    assert.equal(all.kind, 'complete');
+    if (all.kind === 'complete') assert.deepEqual(all.txs.map(hex), block.txs.map(hex));
+  });
 });
 
 test('prefilled transactions travel in full and take their slots; the short ids cover the rest in order', async () => {
-  const dir = await tempDir('pqnet-compact-');
-  try {
-    await withChains((open) => {
-      const a = open(dir.file('a'));
-      const block = a.mine({ txs: a.makeTxs(10, 2) });
-      const builder = new CompactBuilder(block, new Uint8Array(8));
-      const msg = builder.build((i) => i === 0 || i === 4 || i === 9);
-      assert.deepEqual(msg[3].map(([i]) => i), [0, 4, 9]);
-      assert.equal(msg[2].length, 7 * SHORT_ID_BYTES);
-      // Same short ids as the unprefilled form, minus the prefilled positions.
-      const plain = builder.build()[2];
-      const kept = [1, 2, 3, 5, 6, 7, 8];
-      kept.forEach((slot, j) => assert.equal(readShortId(msg[2], j), readShortId(plain, slot)));
-      // Empty mempool: everything not prefilled is missing.
-      const r = startRebuild(block.header, msg, [], 10_000);
-      assert.equal(r.kind, 'missing');
-      if (r.kind === 'missing') assert.deepEqual(r.partial.missing, kept);
-      // The message encodes under the relay schema and decodes to itself.
-      const reg = new MessageRegistry(relayMessages(a.limits).types);
-      const t = relayMessages(a.limits).compactBlock;
-      const decoded = reg.decode(t.id, t.channel, reg.encode(t, msg)).value as CompactBlock;
-      assert.deepEqual(decoded, msg);
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-compact-', (open, dir) => {
+    const a = open(dir.file('a'));
+    const block = a.mine({ txs: a.makeTxs(10, 2) });
+    const builder = new CompactBuilder(block, new Uint8Array(8));
+    const msg = builder.build((i) => i === 0 || i === 4 || i === 9);
+    assert.deepEqual(msg[3].map(([i]) => i), [0, 4, 9]);
+    assert.equal(msg[2].length, 7 * SHORT_ID_BYTES);
+    // Same short ids as the unprefilled form, minus the prefilled positions.
+    const plain = builder.build()[2];
+    const kept = [1, 2, 3, 5, 6, 7, 8];
+    kept.forEach((slot, j) => assert.equal(readShortId(msg[2], j), readShortId(plain, slot)));
+    // Empty mempool: everything not prefilled is missing.
+    const r = startRebuild(block.header, msg, [], 10_000);
+    assert.equal(r.kind, 'missing');
+    if (r.kind === 'missing') assert.deepEqual(r.partial.missing, kept);
+    // The message encodes under the relay schema and decodes to itself.
+    const reg = new MessageRegistry(relayMessages(a.limits).types);
+    const t = relayMessages(a.limits).compactBlock;
+    const decoded = reg.decode(t.id, t.channel, reg.encode(t, msg)).value as CompactBlock;
+    assert.deepEqual(decoded, msg);
+  });
 });
 
 test('collisions ask for the full block; malformed messages are told apart', () => {

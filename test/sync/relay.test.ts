@@ -16,7 +16,7 @@ import { Mempool } from '../../src/sync/mempool.ts';
 import { InvKind, relayMessages, type InvItem, type RelayMessages } from '../../src/sync/relay-messages.ts';
 import { RelayEngine, type RelayAction, type RelayEngineOptions } from '../../src/sync/relay.ts';
 import { MessageRegistry, type MessageType } from '../../src/wire/registry.ts';
-import { T0, tempDir, withChains } from '../chain/_devchain.ts';
+import { T0, inTempChains } from '../chain/_devchain.ts';
 
 const WALL = T0 + 3_600_000;
 
@@ -132,15 +132,10 @@ class Net {
 }
 
 async function withNet(fn: (net: Net, open: (name: string) => Devchain) => void | Promise<void>): Promise<void> {
-  const dir = await tempDir('pqnet-relay-');
-  try {
-    await withChains(async (open) => {
-      const first = open(dir.file('limits'));
-      await fn(new Net(relayMessages(first.limits)), (name) => open(dir.file(name)));
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-relay-', async (open, dir) => {
+    const first = open(dir.file('limits'));
+    await fn(new Net(relayMessages(first.limits)), (name) => open(dir.file(name)));
+  });
 }
 
 const has = (s: Side, id: Hash): boolean => s.mempool.has(id);

@@ -19,7 +19,7 @@ import { PeerStore } from '../../src/peer/store.ts';
 import { manifestId, stateChunkHash } from '../../src/sync/state-messages.ts';
 import { StateStore } from '../../src/sync/state-store.ts';
 import { StateSync } from '../../src/sync/state.ts';
-import { code, headersOf, syncHeaders, tempDir, TEST_OPTIONS, TEST_PARAMS, withChains } from '../chain/_devchain.ts';
+import { code, headersOf, inTempChains, syncHeaders, tempDir, TEST_OPTIONS, TEST_PARAMS, withChains } from '../chain/_devchain.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const WRITER_CHUNKS = 20_000;
@@ -175,59 +175,54 @@ if (process.argv[2] === 'state-store-writer') {
   });
 
   test('resume: after a reopen the engine takes the stored chunks and asks only for the missing ones', async () => {
-    const dir = await tempDir('pqnet-state-store-');
-    try {
-      await withChains((open) => {
-        const params = { ...TEST_PARAMS, genesisAccounts: 1_000 };
-        const options = { ...TEST_OPTIONS, stateChunkBytes: 2_048 };
-        const a = open(dir.file('a'), params, options);
-        a.mineChain(2, { txsPerBlock: 10 });
-        const b = open(dir.file('b'), params, options);
-        syncHeaders(b, headersOf(a, 1, 2));
-        const m = a.stateManifest()!;
-        const n = m.chunkHashes.length;
-        const file = dir.file('progress');
-        // First run: the manifest is chosen and half the chunks are stored.
-        let store = StateStore.open(file);
-        store.begin(m);
-        for (let i = 0; i < n; i += 2) store.putChunk(manifestId(m), i, a.stateChunk(m.stateRoot, i)!);
-        store.close();
-        // Restart.
-        store = StateStore.open(file);
-        try {
-          const p = store.load()!;
-          const engine = new StateSync(b);
-          assert.equal(engine.resume(p.manifest, p.chunks, 0), Math.ceil(n / 2));
-          engine.addPeer('a');
-          const requested: number[] = [];
-          let done = false;
-          for (let round = 0; round < 100 && !done; round++) {
-            for (const x of engine.poll(round)) {
-              if (x.type === 'request-manifest') engine.onManifest('a', a.stateManifest(), round);
-              if (x.type === 'request-chunk') {
-                requested.push(x.index);
-                engine.onChunk('a', x.index, a.stateChunk(x.stateRoot, x.index)!, round);
-              }
-              if (x.type === 'chunk') store.putChunk(x.id, x.index, x.bytes);
-              if (x.type === 'apply') {
-                b.applyState(x.manifest, x.chunks);
-                engine.onApplied(round);
-                store.clear();
-              }
-              if (x.type === 'done') done = true;
+    await inTempChains('pqnet-state-store-', (open, dir) => {
+      const params = { ...TEST_PARAMS, genesisAccounts: 1_000 };
+      const options = { ...TEST_OPTIONS, stateChunkBytes: 2_048 };
+      const a = open(dir.file('a'), params, options);
+      a.mineChain(2, { txsPerBlock: 10 });
+      const b = open(dir.file('b'), params, options);
+      syncHeaders(b, headersOf(a, 1, 2));
+      const m = a.stateManifest()!;
+      const n = m.chunkHashes.length;
+      const file = dir.file('progress');
+      // First run: the manifest is chosen and half the chunks are stored.
+      let store = StateStore.open(file);
+      store.begin(m);
+      for (let i = 0; i < n; i += 2) store.putChunk(manifestId(m), i, a.stateChunk(m.stateRoot, i)!);
+      store.close();
+      // Restart.
+      store = StateStore.open(file);
+      try {
+        const p = store.load()!;
+        const engine = new StateSync(b);
+        assert.equal(engine.resume(p.manifest, p.chunks, 0), Math.ceil(n / 2));
+        engine.addPeer('a');
+        const requested: number[] = [];
+        let done = false;
+        for (let round = 0; round < 100 && !done; round++) {
+          for (const x of engine.poll(round)) {
+            if (x.type === 'request-manifest') engine.onManifest('a', a.stateManifest(), round);
+            if (x.type === 'request-chunk') {
+              requested.push(x.index);
+              engine.onChunk('a', x.index, a.stateChunk(x.stateRoot, x.index)!, round);
             }
+            if (x.type === 'chunk') store.putChunk(x.id, x.index, x.bytes);
+            if (x.type === 'apply') {
+              b.applyState(x.manifest, x.chunks);
+              engine.onApplied(round);
+              store.clear();
+            }
+            if (x.type === 'done') done = true;
           }
-          assert.ok(done);
-          assert.deepEqual(requested.sort((x, y) => x - y), Array.from({ length: Math.floor(n / 2) }, (_, i) => 2 * i + 1));
-          assert.deepEqual(b.tip().hash, a.tip().hash);
-          assert.equal(store.load(), undefined, 'progress deleted after applying');
-        } finally {
-          store.close();
         }
-      });
-    } finally {
-      await dir.cleanup();
-    }
+        assert.ok(done);
+        assert.deepEqual(requested.sort((x, y) => x - y), Array.from({ length: Math.floor(n / 2) }, (_, i) => 2 * i + 1));
+        assert.deepEqual(b.tip().hash, a.tip().hash);
+        assert.equal(store.load(), undefined, 'progress deleted after applying');
+      } finally {
+        store.close();
+      }
+    });
   });
 
   test('kill -9 while chunks are written loses no acknowledged chunk, twice over', { timeout: 120_000 }, async () => {

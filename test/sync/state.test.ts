@@ -18,7 +18,7 @@ import {
 } from '../../src/sync/state-messages.ts';
 import { StateSync, type StateSyncAction, type StateSyncOptionsInput } from '../../src/sync/state.ts';
 import { createHash } from 'node:crypto';
-import { balances, headersOf, syncHeaders, tempDir, TEST_OPTIONS, TEST_PARAMS, withChains } from '../chain/_devchain.ts';
+import { balances, headersOf, inTempChains, syncHeaders, TEST_OPTIONS, TEST_PARAMS } from '../chain/_devchain.ts';
 
 /** 2,000 accounts of 48 bytes in 4 KiB chunks: 24 chunks. */
 const PARAMS = { ...TEST_PARAMS, genesisAccounts: 2_000 };
@@ -150,415 +150,350 @@ function forger(a: Devchain): FakePeer {
 }
 
 test('three peers: chunks spread over all of them within the in-flight caps, each verified, then applied', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const clock = new ManualClock();
-      const engine = engineFor(b);
-      for (const p of ['p1', 'p2', 'p3']) engine.addPeer(p);
-      const run = drive(engine, b, { p1: serving(a), p2: serving(a), p3: serving(a) }, clock);
-      assert.ok(run.done, 'done');
-      assertSynced(a, b);
-      assert.equal(run.chunkRequests.length, CHUNKS, 'each chunk fetched once');
-      for (const p of ['p1', 'p2', 'p3']) assert.ok(run.chunkRequests.some((r) => r.peer === p), `${p} served some`);
-      assert.equal(run.stored.size, CHUNKS, 'every chunk was handed out for storage');
-      assert.deepEqual(run.penalties, []);
-      const s = engine.stats();
-      assert.equal(s.phase, 'done');
-      assert.equal(s.chunksDone, CHUNKS);
-      assert.equal(s.bytesDone, 2_000 * 48);
-      // The first poll asks the three for manifests; chunks come once all answered (no wait).
-      assert.deepEqual(run.actions.slice(0, 3).map((x) => x.type), ['request-manifest', 'request-manifest', 'request-manifest']);
-      assert.equal(clock.now(), 0, 'no waiting was needed');
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const clock = new ManualClock();
+    const engine = engineFor(b);
+    for (const p of ['p1', 'p2', 'p3']) engine.addPeer(p);
+    const run = drive(engine, b, { p1: serving(a), p2: serving(a), p3: serving(a) }, clock);
+    assert.ok(run.done, 'done');
+    assertSynced(a, b);
+    assert.equal(run.chunkRequests.length, CHUNKS, 'each chunk fetched once');
+    for (const p of ['p1', 'p2', 'p3']) assert.ok(run.chunkRequests.some((r) => r.peer === p), `${p} served some`);
+    assert.equal(run.stored.size, CHUNKS, 'every chunk was handed out for storage');
+    assert.deepEqual(run.penalties, []);
+    const s = engine.stats();
+    assert.equal(s.phase, 'done');
+    assert.equal(s.chunksDone, CHUNKS);
+    assert.equal(s.bytesDone, 2_000 * 48);
+    // The first poll asks the three for manifests; chunks come once all answered (no wait).
+    assert.deepEqual(run.actions.slice(0, 3).map((x) => x.type), ['request-manifest', 'request-manifest', 'request-manifest']);
+    assert.equal(clock.now(), 0, 'no waiting was needed');
+  });
 });
 
 test('a corrupted chunk: SYNC_BAD_CHUNK, the peer is not asked again, the chunk comes from another peer', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const clock = new ManualClock();
-      const engine = engineFor(b);
-      const honest = serving(a);
-      let badIndex = -1;
-      const evil: FakePeer = {
-        manifest: honest.manifest,
-        chunk: (root, index) => {
-          const c = honest.chunk(root, index);
-          if (badIndex >= 0 || !(c instanceof Uint8Array)) return c;
-          badIndex = index;
-          const bad = Uint8Array.from(c);
-          bad[7] ^= 0x80;
-          return bad;
-        },
-      };
-      engine.addPeer('evil');
-      engine.addPeer('good');
-      const run = drive(engine, b, { evil, good: honest }, clock);
-      assert.ok(run.done);
-      assertSynced(a, b);
-      assert.deepEqual(run.penalties, [{ peer: 'evil', reason: 'SYNC_BAD_CHUNK' }]);
-      const forBad = run.chunkRequests.filter((r) => r.index === badIndex);
-      assert.deepEqual(forBad.map((r) => r.peer), ['evil', 'good'], 'refetched from the other peer');
-      // Its first round of requests (sent before the bad answer came) and nothing after.
-      assert.equal(run.chunkRequests.filter((r) => r.peer === 'evil').length, PER_PEER, 'the evil peer is not asked again');
-      assert.equal(engine.stats().badChunks, 1);
-      assert.deepEqual(run.stored.get(badIndex), a.stateChunk(a.stateManifest()!.stateRoot, badIndex));
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const clock = new ManualClock();
+    const engine = engineFor(b);
+    const honest = serving(a);
+    let badIndex = -1;
+    const evil: FakePeer = {
+      manifest: honest.manifest,
+      chunk: (root, index) => {
+        const c = honest.chunk(root, index);
+        if (badIndex >= 0 || !(c instanceof Uint8Array)) return c;
+        badIndex = index;
+        const bad = Uint8Array.from(c);
+        bad[7] ^= 0x80;
+        return bad;
+      },
+    };
+    engine.addPeer('evil');
+    engine.addPeer('good');
+    const run = drive(engine, b, { evil, good: honest }, clock);
+    assert.ok(run.done);
+    assertSynced(a, b);
+    assert.deepEqual(run.penalties, [{ peer: 'evil', reason: 'SYNC_BAD_CHUNK' }]);
+    const forBad = run.chunkRequests.filter((r) => r.index === badIndex);
+    assert.deepEqual(forBad.map((r) => r.peer), ['evil', 'good'], 'refetched from the other peer');
+    // Its first round of requests (sent before the bad answer came) and nothing after.
+    assert.equal(run.chunkRequests.filter((r) => r.peer === 'evil').length, PER_PEER, 'the evil peer is not asked again');
+    assert.equal(engine.stats().badChunks, 1);
+    assert.deepEqual(run.stored.get(badIndex), a.stateChunk(a.stateManifest()!.stateRoot, badIndex));
+  });
 });
 
 test('a chunk of the wrong length is SYNC_BAD_RESPONSE; an empty answer skips the peer without penalty', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const clock = new ManualClock();
-      const engine = engineFor(b);
-      const honest = serving(a);
-      const short: FakePeer = { manifest: honest.manifest, chunk: (root, index) => (honest.chunk(root, index) as Uint8Array).subarray(1) };
-      const forgetful: FakePeer = { manifest: honest.manifest, chunk: () => undefined };
-      for (const p of ['short', 'forgetful', 'good']) engine.addPeer(p);
-      const run = drive(engine, b, { short, forgetful, good: honest }, clock);
-      assert.ok(run.done);
-      assertSynced(a, b);
-      assert.deepEqual(run.penalties, [{ peer: 'short', reason: 'SYNC_BAD_RESPONSE' }]);
-      assert.equal(run.chunkRequests.filter((r) => r.peer === 'short').length, PER_PEER, 'asked only in the first round');
-      assert.equal(run.chunkRequests.filter((r) => r.peer === 'forgetful').length, PER_PEER, 'skipped after its empty answers');
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const clock = new ManualClock();
+    const engine = engineFor(b);
+    const honest = serving(a);
+    const short: FakePeer = { manifest: honest.manifest, chunk: (root, index) => (honest.chunk(root, index) as Uint8Array).subarray(1) };
+    const forgetful: FakePeer = { manifest: honest.manifest, chunk: () => undefined };
+    for (const p of ['short', 'forgetful', 'good']) engine.addPeer(p);
+    const run = drive(engine, b, { short, forgetful, good: honest }, clock);
+    assert.ok(run.done);
+    assertSynced(a, b);
+    assert.deepEqual(run.penalties, [{ peer: 'short', reason: 'SYNC_BAD_RESPONSE' }]);
+    assert.equal(run.chunkRequests.filter((r) => r.peer === 'short').length, PER_PEER, 'asked only in the first round');
+    assert.equal(run.chunkRequests.filter((r) => r.peer === 'forgetful').length, PER_PEER, 'skipped after its empty answers');
+  });
 });
 
 test('a peer that does not answer: SYNC_STALL after the timeout, the request cancelled and reassigned; a failed request is reassigned without penalty', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const clock = new ManualClock();
-      const engine = engineFor(b, { maxStallsPerPeer: 1 });
-      const honest = serving(a);
-      let fails = 0;
-      const flaky: FakePeer = { manifest: honest.manifest, chunk: (root, index) => (fails++ < 2 ? 'fail' : honest.chunk(root, index)) };
-      const mute: FakePeer = { manifest: honest.manifest, chunk: () => 'stall' };
-      for (const p of ['mute', 'flaky']) engine.addPeer(p);
-      const run = drive(engine, b, { mute, flaky }, clock);
-      assert.ok(run.done);
-      assertSynced(a, b);
-      const stalls = run.penalties.filter((p) => p.reason === 'SYNC_STALL');
-      assert.equal(stalls.length, PER_PEER, 'each of its first requests stalled');
-      assert.ok(stalls.every((p) => p.peer === 'mute'));
-      assert.equal(run.penalties.length, PER_PEER, 'failures are not penalised here');
-      const cancels = run.actions.filter((x) => x.type === 'cancel-chunk');
-      assert.deepEqual(cancels.map((c) => c.peer), Array(PER_PEER).fill('mute'));
-      assert.equal(run.chunkRequests.filter((r) => r.peer === 'mute').length, PER_PEER, 'not asked again after its stalls (maxStallsPerPeer 1)');
-      assert.ok(clock.now() >= 5_000, 'the stall needed the timeout to pass');
-      assert.equal(engine.stats().stalls, PER_PEER);
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const clock = new ManualClock();
+    const engine = engineFor(b, { maxStallsPerPeer: 1 });
+    const honest = serving(a);
+    let fails = 0;
+    const flaky: FakePeer = { manifest: honest.manifest, chunk: (root, index) => (fails++ < 2 ? 'fail' : honest.chunk(root, index)) };
+    const mute: FakePeer = { manifest: honest.manifest, chunk: () => 'stall' };
+    for (const p of ['mute', 'flaky']) engine.addPeer(p);
+    const run = drive(engine, b, { mute, flaky }, clock);
+    assert.ok(run.done);
+    assertSynced(a, b);
+    const stalls = run.penalties.filter((p) => p.reason === 'SYNC_STALL');
+    assert.equal(stalls.length, PER_PEER, 'each of its first requests stalled');
+    assert.ok(stalls.every((p) => p.peer === 'mute'));
+    assert.equal(run.penalties.length, PER_PEER, 'failures are not penalised here');
+    const cancels = run.actions.filter((x) => x.type === 'cancel-chunk');
+    assert.deepEqual(cancels.map((c) => c.peer), Array(PER_PEER).fill('mute'));
+    assert.equal(run.chunkRequests.filter((r) => r.peer === 'mute').length, PER_PEER, 'not asked again after its stalls (maxStallsPerPeer 1)');
+    assert.ok(clock.now() >= 5_000, 'the stall needed the timeout to pass');
+    assert.equal(engine.stats().stalls, PER_PEER);
+  });
 });
 
 test('manifests are grouped: the one offered by the most peers wins; a forged one refused by the chain penalises its offerers and the next group is applied', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const f = forger(a);
-      const honest = serving(a);
-      {
-        // Two honest peers against one forger: the honest manifest is chosen, the forger never asked for chunks.
-        const b2 = open(dir.file('b2'), PARAMS, OPTIONS);
-        syncHeaders(b2, headersOf(a, 1, 3));
-        const engine = engineFor(b2);
-        for (const p of ['h1', 'forger', 'h2']) engine.addPeer(p);
-        const run = drive(engine, b2, { h1: honest, forger: f, h2: honest }, new ManualClock());
-        assert.ok(run.done);
-        assertSynced(a, b2);
-        assert.ok(!run.chunkRequests.some((r) => r.peer === 'forger'));
-        assert.deepEqual(run.penalties, []);
-      }
-      // Two forgers against one honest peer: the forged manifest is chosen first, its chunks verify, the chain refuses the state.
-      const engine = engineFor(b);
-      for (const p of ['f1', 'honest', 'f2']) engine.addPeer(p);
-      const run = drive(engine, b, { f1: f, honest, f2: f }, new ManualClock());
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const f = forger(a);
+    const honest = serving(a);
+    {
+      // Two honest peers against one forger: the honest manifest is chosen, the forger never asked for chunks.
+      const b2 = open(dir.file('b2'), PARAMS, OPTIONS);
+      syncHeaders(b2, headersOf(a, 1, 3));
+      const engine = engineFor(b2);
+      for (const p of ['h1', 'forger', 'h2']) engine.addPeer(p);
+      const run = drive(engine, b2, { h1: honest, forger: f, h2: honest }, new ManualClock());
       assert.ok(run.done);
-      assertSynced(a, b);
-      assert.equal(run.refused.length, 1);
-      assert.deepEqual(run.penalties.map((p) => `${p.peer} ${p.reason}`).sort(), ['f1 CHAIN_BAD_STATE', 'f2 CHAIN_BAD_STATE']);
-      const types = run.actions.map((x) => x.type).filter((t) => t === 'select' || t === 'apply' || t === 'discard' || t === 'done');
-      assert.deepEqual(types, ['select', 'apply', 'discard', 'select', 'apply', 'done']);
-      assert.equal(engine.stats().badManifests, 1);
-      // The refused manifest is not chosen again even if offered again.
-      assert.equal(run.applied.length, 1);
-      assert.equal(manifestId(run.applied[0]!), manifestId(a.stateManifest()!));
-    });
-  } finally {
-    await dir.cleanup();
-  }
+      assertSynced(a, b2);
+      assert.ok(!run.chunkRequests.some((r) => r.peer === 'forger'));
+      assert.deepEqual(run.penalties, []);
+    }
+    // Two forgers against one honest peer: the forged manifest is chosen first, its chunks verify, the chain refuses the state.
+    const engine = engineFor(b);
+    for (const p of ['f1', 'honest', 'f2']) engine.addPeer(p);
+    const run = drive(engine, b, { f1: f, honest, f2: f }, new ManualClock());
+    assert.ok(run.done);
+    assertSynced(a, b);
+    assert.equal(run.refused.length, 1);
+    assert.deepEqual(run.penalties.map((p) => `${p.peer} ${p.reason}`).sort(), ['f1 CHAIN_BAD_STATE', 'f2 CHAIN_BAD_STATE']);
+    const types = run.actions.map((x) => x.type).filter((t) => t === 'select' || t === 'apply' || t === 'discard' || t === 'done');
+    assert.deepEqual(types, ['select', 'apply', 'discard', 'select', 'apply', 'done']);
+    assert.equal(engine.stats().badManifests, 1);
+    // The refused manifest is not chosen again even if offered again.
+    assert.equal(run.applied.length, 1);
+    assert.equal(manifestId(run.applied[0]!), manifestId(a.stateManifest()!));
+  });
 });
 
 test('malformed manifests are SYNC_BAD_MANIFEST; a manifest above the caps too', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const m = a.stateManifest()!;
-      const cases: [string, StateManifest, StateSyncOptionsInput][] = [
-        ['a chunk hash missing', { ...m, chunkHashes: m.chunkHashes.slice(1) }, {}],
-        ['a chunk size of zero', { ...m, chunkSize: 0 }, {}],
-        ['a hash of 31 bytes', { ...m, chunkHashes: [m.chunkHashes[0]!.subarray(1), ...m.chunkHashes.slice(1)] }, {}],
-        ['a block named at another height', { ...m, height: 2 }, {}],
-        ['more bytes than the cap', m, { limits: { maxTotalBytes: m.totalBytes - 1 } }],
-        ['more chunks than the cap', m, { limits: { maxChunks: CHUNKS - 1 } }],
-        ['chunks larger than the cap', m, { limits: { maxChunkBytes: 4_095 } }],
-      ];
-      for (const [what, bad, options] of cases) {
-        const engine = engineFor(b, options);
-        engine.addPeer('evil');
-        const run = drive(engine, b, { evil: { manifest: () => bad, chunk: () => 'stall' } }, new ManualClock(), 5_000);
-        assert.equal(run.penalties[0]?.reason, 'SYNC_BAD_MANIFEST', what);
-        assert.equal(engine.phase, 'discovering', what);
-        assert.equal(run.chunkRequests.length, 0, what);
-      }
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const m = a.stateManifest()!;
+    const cases: [string, StateManifest, StateSyncOptionsInput][] = [
+      ['a chunk hash missing', { ...m, chunkHashes: m.chunkHashes.slice(1) }, {}],
+      ['a chunk size of zero', { ...m, chunkSize: 0 }, {}],
+      ['a hash of 31 bytes', { ...m, chunkHashes: [m.chunkHashes[0]!.subarray(1), ...m.chunkHashes.slice(1)] }, {}],
+      ['a block named at another height', { ...m, height: 2 }, {}],
+      ['more bytes than the cap', m, { limits: { maxTotalBytes: m.totalBytes - 1 } }],
+      ['more chunks than the cap', m, { limits: { maxChunks: CHUNKS - 1 } }],
+      ['chunks larger than the cap', m, { limits: { maxChunkBytes: 4_095 } }],
+    ];
+    for (const [what, bad, options] of cases) {
+      const engine = engineFor(b, options);
+      engine.addPeer('evil');
+      const run = drive(engine, b, { evil: { manifest: () => bad, chunk: () => 'stall' } }, new ManualClock(), 5_000);
+      assert.equal(run.penalties[0]?.reason, 'SYNC_BAD_MANIFEST', what);
+      assert.equal(engine.phase, 'discovering', what);
+      assert.equal(run.chunkRequests.length, 0, what);
+    }
+  });
 });
 
 test('a manifest whose block is not on our best header chain waits (re-asked) until the headers arrive; one at or below our tip is never chosen', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const a = open(dir.file('a'), PARAMS, OPTIONS);
-      a.mineChain(3, { txsPerBlock: 20 });
-      const b = open(dir.file('b'), PARAMS, OPTIONS);
-      const clock = new ManualClock();
-      const engine = engineFor(b);
-      engine.addPeer('a');
-      let asked = 0;
-      const peer: FakePeer = { manifest: () => (asked++, a.stateManifest()), chunk: (r, i) => a.stateChunk(r, i) };
-      let run = drive(engine, b, { a: peer }, clock, 10_000);
-      assert.equal(engine.phase, 'discovering', 'no headers: nothing chosen');
-      assert.ok(asked >= 3, `re-asked while waiting (${asked})`);
-      assert.equal(run.penalties.length, 0, 'not the peer\'s fault');
-      syncHeaders(b, headersOf(a, 1, 3));
-      run = drive(engine, b, { a: peer }, clock);
-      assert.ok(run.done);
-      assertSynced(a, b);
-      // Now B's tip is at the manifest's height: the same offer is not eligible any more.
-      const again = engineFor(b);
-      again.addPeer('a');
-      const idle = drive(again, b, { a: serving(a) }, new ManualClock(), 5_000);
-      assert.equal(again.phase, 'discovering');
-      assert.equal(idle.chunkRequests.length, 0);
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const a = open(dir.file('a'), PARAMS, OPTIONS);
+    a.mineChain(3, { txsPerBlock: 20 });
+    const b = open(dir.file('b'), PARAMS, OPTIONS);
+    const clock = new ManualClock();
+    const engine = engineFor(b);
+    engine.addPeer('a');
+    let asked = 0;
+    const peer: FakePeer = { manifest: () => (asked++, a.stateManifest()), chunk: (r, i) => a.stateChunk(r, i) };
+    let run = drive(engine, b, { a: peer }, clock, 10_000);
+    assert.equal(engine.phase, 'discovering', 'no headers: nothing chosen');
+    assert.ok(asked >= 3, `re-asked while waiting (${asked})`);
+    assert.equal(run.penalties.length, 0, 'not the peer\'s fault');
+    syncHeaders(b, headersOf(a, 1, 3));
+    run = drive(engine, b, { a: peer }, clock);
+    assert.ok(run.done);
+    assertSynced(a, b);
+    // Now B's tip is at the manifest's height: the same offer is not eligible any more.
+    const again = engineFor(b);
+    again.addPeer('a');
+    const idle = drive(again, b, { a: serving(a) }, new ManualClock(), 5_000);
+    assert.equal(again.phase, 'discovering');
+    assert.equal(idle.chunkRequests.length, 0);
+  });
 });
 
 test('the choice waits for every asked peer, or manifestWaitMs after the first eligible offer', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const clock = new ManualClock();
-      const engine = engineFor(b, { manifestWaitMs: 2_000 });
-      engine.addPeer('fast');
-      engine.addPeer('slow');
-      const asks = engine.poll(clock.now());
-      assert.deepEqual(asks.map((x) => x.type), ['request-manifest', 'request-manifest']);
-      engine.onManifest('fast', a.stateManifest(), clock.now());
-      assert.deepEqual(engine.poll(clock.now()), [], 'the slow peer has not answered');
-      clock.advance(1_999);
-      assert.deepEqual(engine.poll(clock.now()), []);
-      clock.advance(1);
-      const next = engine.poll(clock.now());
-      assert.equal(next[0]?.type, 'select');
-      assert.ok(next.slice(1).every((x) => x.type === 'request-chunk' && x.peer === 'fast'));
-      // The slow peer's answer (same manifest) makes it a server too.
-      engine.onManifest('slow', a.stateManifest(), clock.now());
-      for (const x of next.slice(1)) if (x.type === 'request-chunk') engine.onChunk('fast', x.index, a.stateChunk(x.stateRoot, x.index)!, clock.now());
-      const more = engine.poll(clock.now()).filter((x) => x.type === 'request-chunk');
-      assert.ok(more.some((x) => x.peer === 'slow') && more.some((x) => x.peer === 'fast'));
-      assert.equal(engine.stats().servingPeers, 2);
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const clock = new ManualClock();
+    const engine = engineFor(b, { manifestWaitMs: 2_000 });
+    engine.addPeer('fast');
+    engine.addPeer('slow');
+    const asks = engine.poll(clock.now());
+    assert.deepEqual(asks.map((x) => x.type), ['request-manifest', 'request-manifest']);
+    engine.onManifest('fast', a.stateManifest(), clock.now());
+    assert.deepEqual(engine.poll(clock.now()), [], 'the slow peer has not answered');
+    clock.advance(1_999);
+    assert.deepEqual(engine.poll(clock.now()), []);
+    clock.advance(1);
+    const next = engine.poll(clock.now());
+    assert.equal(next[0]?.type, 'select');
+    assert.ok(next.slice(1).every((x) => x.type === 'request-chunk' && x.peer === 'fast'));
+    // The slow peer's answer (same manifest) makes it a server too.
+    engine.onManifest('slow', a.stateManifest(), clock.now());
+    for (const x of next.slice(1)) if (x.type === 'request-chunk') engine.onChunk('fast', x.index, a.stateChunk(x.stateRoot, x.index)!, clock.now());
+    const more = engine.poll(clock.now()).filter((x) => x.type === 'request-chunk');
+    assert.ok(more.some((x) => x.peer === 'slow') && more.some((x) => x.peer === 'fast'));
+    assert.equal(engine.stats().servingPeers, 2);
+  });
 });
 
 test('resume: only missing chunks are fetched, a stored chunk that no longer verifies is fetched again', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const m = a.stateManifest()!;
-      const stored = new Map<number, Uint8Array>();
-      for (let i = 0; i < 10; i++) stored.set(i, a.stateChunk(m.stateRoot, i)!);
-      const rotten = Uint8Array.from(stored.get(4)!);
-      rotten[0] ^= 1;
-      stored.set(4, rotten);
-      stored.set(CHUNKS + 5, new Uint8Array(10)); // outside the manifest: ignored
-      const clock = new ManualClock();
-      const engine = engineFor(b);
-      assert.equal(engine.resume(m, stored, clock.now()), 9);
-      assert.equal(engine.phase, 'fetching');
-      engine.addPeer('a');
-      const run = drive(engine, b, { a: serving(a) }, clock);
-      assert.ok(run.done);
-      assertSynced(a, b);
-      const fetched = run.chunkRequests.map((r) => r.index).sort((x, y) => x - y);
-      assert.deepEqual(fetched, [4, ...Array.from({ length: CHUNKS - 10 }, (_, i) => 10 + i)]);
-      assert.ok(!run.actions.some((x) => x.type === 'select'), 'the stored manifest is kept, not selected anew');
-      assert.equal(engine.stats().resumedChunks, 9);
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const m = a.stateManifest()!;
+    const stored = new Map<number, Uint8Array>();
+    for (let i = 0; i < 10; i++) stored.set(i, a.stateChunk(m.stateRoot, i)!);
+    const rotten = Uint8Array.from(stored.get(4)!);
+    rotten[0] ^= 1;
+    stored.set(4, rotten);
+    stored.set(CHUNKS + 5, new Uint8Array(10)); // outside the manifest: ignored
+    const clock = new ManualClock();
+    const engine = engineFor(b);
+    assert.equal(engine.resume(m, stored, clock.now()), 9);
+    assert.equal(engine.phase, 'fetching');
+    engine.addPeer('a');
+    const run = drive(engine, b, { a: serving(a) }, clock);
+    assert.ok(run.done);
+    assertSynced(a, b);
+    const fetched = run.chunkRequests.map((r) => r.index).sort((x, y) => x - y);
+    assert.deepEqual(fetched, [4, ...Array.from({ length: CHUNKS - 10 }, (_, i) => 10 + i)]);
+    assert.ok(!run.actions.some((x) => x.type === 'select'), 'the stored manifest is kept, not selected anew');
+    assert.equal(engine.stats().resumedChunks, 9);
+  });
 });
 
 test('resume of a manifest whose block is not on our best header chain discards the progress', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const a = open(dir.file('a'), PARAMS, OPTIONS);
-      a.mineChain(3, { txsPerBlock: 20 });
-      const b = open(dir.file('b'), PARAMS, OPTIONS);
-      const engine = engineFor(b);
-      assert.equal(engine.resume(a.stateManifest()!, new Map(), 0), 0);
-      const actions = engine.poll(0);
-      assert.equal(actions[0]?.type, 'discard');
-      assert.equal(engine.phase, 'discovering');
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const a = open(dir.file('a'), PARAMS, OPTIONS);
+    a.mineChain(3, { txsPerBlock: 20 });
+    const b = open(dir.file('b'), PARAMS, OPTIONS);
+    const engine = engineFor(b);
+    assert.equal(engine.resume(a.stateManifest()!, new Map(), 0), 0);
+    const actions = engine.poll(0);
+    assert.equal(actions[0]?.type, 'discard');
+    assert.equal(engine.phase, 'discovering');
+  });
 });
 
 test('the chosen block leaving our best header chain abandons the download; a manifest nobody serves is replaced after switchAfterMs', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      // A heavier branch from genesis, by another chain.
-      const x = open(dir.file('x'), PARAMS, OPTIONS);
-      x.mineChain(5, { txsPerBlock: 5, seed: 99 });
-      const clock = new ManualClock();
-      const engine = engineFor(b);
-      engine.addPeer('a');
-      assert.deepEqual(engine.poll(clock.now()).map((y) => y.type), ['request-manifest']);
-      engine.onManifest('a', a.stateManifest(), clock.now());
-      engine.poll(clock.now()); // selects, requests chunks (left unanswered)
-      assert.equal(engine.phase, 'fetching');
-      syncHeaders(b, headersOf(x, 1, 5));
-      const after = engine.poll(clock.now());
-      assert.ok(after.some((y) => y.type === 'cancel-chunk'));
-      assert.ok(after.some((y) => y.type === 'discard' && /not on our best header chain/.test(y.why)));
-      assert.equal(engine.phase, 'discovering');
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    // A heavier branch from genesis, by another chain.
+    const x = open(dir.file('x'), PARAMS, OPTIONS);
+    x.mineChain(5, { txsPerBlock: 5, seed: 99 });
+    const clock = new ManualClock();
+    const engine = engineFor(b);
+    engine.addPeer('a');
+    assert.deepEqual(engine.poll(clock.now()).map((y) => y.type), ['request-manifest']);
+    engine.onManifest('a', a.stateManifest(), clock.now());
+    engine.poll(clock.now()); // selects, requests chunks (left unanswered)
+    assert.equal(engine.phase, 'fetching');
+    syncHeaders(b, headersOf(x, 1, 5));
+    const after = engine.poll(clock.now());
+    assert.ok(after.some((y) => y.type === 'cancel-chunk'));
+    assert.ok(after.some((y) => y.type === 'discard' && /not on our best header chain/.test(y.why)));
+    assert.equal(engine.phase, 'discovering');
 
-      // B follows X now. Peer "a" is gone, peer "x1" serves X's snapshot, peer "x2" later an X manifest of its own.
-      const b2 = open(dir.file('b2'), PARAMS, OPTIONS);
-      syncHeaders(b2, headersOf(x, 1, 5));
-      const e2 = engineFor(b2, { switchAfterMs: 10_000 });
-      e2.addPeer('x1');
-      e2.poll(clock.now());
-      e2.onManifest('x1', x.stateManifest(), clock.now());
-      const first = e2.poll(clock.now());
-      assert.equal(first[0]?.type, 'select');
-      e2.removePeer('x1'); // its chunk requests go back to the queue
-      assert.equal(e2.stats().inflight, 0);
-      // Another peer offers a different (forged) manifest for the same block: eligible, but the chosen one is kept for now.
-      const f = forger(x);
-      e2.addPeer('x2');
-      assert.deepEqual(e2.poll(clock.now()).map((y) => y.type), ['request-manifest']);
-      e2.onManifest('x2', f.manifest() as StateManifest, clock.now());
-      clock.advance(9_999);
-      assert.ok(!e2.poll(clock.now()).some((y) => y.type === 'select'));
-      clock.advance(1);
-      const switched = e2.poll(clock.now());
-      assert.deepEqual(switched.filter((y) => y.type === 'discard' || y.type === 'select').map((y) => y.type), ['discard', 'select']);
-      assert.ok(switched.some((y) => y.type === 'request-chunk' && y.peer === 'x2'));
-    });
-  } finally {
-    await dir.cleanup();
-  }
+    // B follows X now. Peer "a" is gone, peer "x1" serves X's snapshot, peer "x2" later an X manifest of its own.
+    const b2 = open(dir.file('b2'), PARAMS, OPTIONS);
+    syncHeaders(b2, headersOf(x, 1, 5));
+    const e2 = engineFor(b2, { switchAfterMs: 10_000 });
+    e2.addPeer('x1');
+    e2.poll(clock.now());
+    e2.onManifest('x1', x.stateManifest(), clock.now());
+    const first = e2.poll(clock.now());
+    assert.equal(first[0]?.type, 'select');
+    e2.removePeer('x1'); // its chunk requests go back to the queue
+    assert.equal(e2.stats().inflight, 0);
+    // Another peer offers a different (forged) manifest for the same block: eligible, but the chosen one is kept for now.
+    const f = forger(x);
+    e2.addPeer('x2');
+    assert.deepEqual(e2.poll(clock.now()).map((y) => y.type), ['request-manifest']);
+    e2.onManifest('x2', f.manifest() as StateManifest, clock.now());
+    clock.advance(9_999);
+    assert.ok(!e2.poll(clock.now()).some((y) => y.type === 'select'));
+    clock.advance(1);
+    const switched = e2.poll(clock.now());
+    assert.deepEqual(switched.filter((y) => y.type === 'discard' || y.type === 'select').map((y) => y.type), ['discard', 'select']);
+    assert.ok(switched.some((y) => y.type === 'request-chunk' && y.peer === 'x2'));
+  });
 });
 
 test('chunk requests are paced per peer (chunkRequestsPerSecond); wakeAt names the next paced request or deadline', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const { a, b } = pair(open, dir.file);
-      const clock = new ManualClock();
-      const engine = engineFor(b, { chunkRequestsPerSecond: 2, minPeers: 1 });
-      engine.addPeer('a');
-      engine.poll(clock.now());
-      engine.onManifest('a', a.stateManifest(), clock.now());
-      const answer = (actions: StateSyncAction[]): number => {
-        let n = 0;
-        for (const x of actions) {
-          if (x.type !== 'request-chunk') continue;
-          n++;
-          engine.onChunk('a', x.index, a.stateChunk(x.stateRoot, x.index)!, clock.now());
-        }
-        return n;
-      };
-      assert.equal(answer(engine.poll(clock.now())), 2, 'a burst of one second\'s worth');
-      assert.equal(answer(engine.poll(clock.now())), 0, 'then nothing until a token is earned');
-      assert.equal(engine.wakeAt(), 500);
-      clock.advance(499);
-      assert.equal(answer(engine.poll(clock.now())), 0);
-      clock.advance(1);
-      assert.equal(answer(engine.poll(clock.now())), 1);
-      assert.equal(engine.wakeAt(), 1_000);
-      // Unanswered, the request's deadline is the wake-up.
-      clock.advance(500);
-      const sent = engine.poll(clock.now()).filter((x) => x.type === 'request-chunk');
-      assert.equal(sent.length, 1);
-      assert.equal(engine.wakeAt(), 1_000 + 500, 'the next token comes before the deadline');
-      const unpaced = engineFor(b, { chunkRequestsPerSecond: Infinity });
-      unpaced.addPeer('a');
-      unpaced.poll(0);
-      unpaced.onManifest('a', a.stateManifest(), 0);
-      assert.equal(unpaced.poll(0).filter((x) => x.type === 'request-chunk').length, PER_PEER);
-      assert.throws(() => engineFor(b, { chunkRequestsPerSecond: 0 }), RangeError);
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const { a, b } = pair(open, dir.file);
+    const clock = new ManualClock();
+    const engine = engineFor(b, { chunkRequestsPerSecond: 2, minPeers: 1 });
+    engine.addPeer('a');
+    engine.poll(clock.now());
+    engine.onManifest('a', a.stateManifest(), clock.now());
+    const answer = (actions: StateSyncAction[]): number => {
+      let n = 0;
+      for (const x of actions) {
+        if (x.type !== 'request-chunk') continue;
+        n++;
+        engine.onChunk('a', x.index, a.stateChunk(x.stateRoot, x.index)!, clock.now());
+      }
+      return n;
+    };
+    assert.equal(answer(engine.poll(clock.now())), 2, 'a burst of one second\'s worth');
+    assert.equal(answer(engine.poll(clock.now())), 0, 'then nothing until a token is earned');
+    assert.equal(engine.wakeAt(), 500);
+    clock.advance(499);
+    assert.equal(answer(engine.poll(clock.now())), 0);
+    clock.advance(1);
+    assert.equal(answer(engine.poll(clock.now())), 1);
+    assert.equal(engine.wakeAt(), 1_000);
+    // Unanswered, the request's deadline is the wake-up.
+    clock.advance(500);
+    const sent = engine.poll(clock.now()).filter((x) => x.type === 'request-chunk');
+    assert.equal(sent.length, 1);
+    assert.equal(engine.wakeAt(), 1_000 + 500, 'the next token comes before the deadline');
+    const unpaced = engineFor(b, { chunkRequestsPerSecond: Infinity });
+    unpaced.addPeer('a');
+    unpaced.poll(0);
+    unpaced.onManifest('a', a.stateManifest(), 0);
+    assert.equal(unpaced.poll(0).filter((x) => x.type === 'request-chunk').length, PER_PEER);
+    assert.throws(() => engineFor(b, { chunkRequestsPerSecond: 0 }), RangeError);
+  });
 });
 
 test('an empty state (no chunks) is applied at once', async () => {
-  const dir = await tempDir('pqnet-state-');
-  try {
-    await withChains((open) => {
-      const params = { ...PARAMS, genesisAccounts: 0 };
-      const a = open(dir.file('a'), params, OPTIONS);
-      a.mineChain(2);
-      const b = open(dir.file('b'), params, OPTIONS);
-      syncHeaders(b, headersOf(a, 1, 2));
-      const engine = engineFor(b);
-      engine.addPeer('a');
-      const run = drive(engine, b, { a: serving(a) }, new ManualClock());
-      assert.ok(run.done);
-      assert.equal(run.chunkRequests.length, 0);
-      assert.deepEqual(b.tip().hash, a.tip().hash);
-    });
-  } finally {
-    await dir.cleanup();
-  }
+  await inTempChains('pqnet-state-', (open, dir) => {
+    const params = { ...PARAMS, genesisAccounts: 0 };
+    const a = open(dir.file('a'), params, OPTIONS);
+    a.mineChain(2);
+    const b = open(dir.file('b'), params, OPTIONS);
+    syncHeaders(b, headersOf(a, 1, 2));
+    const engine = engineFor(b);
+    engine.addPeer('a');
+    const run = drive(engine, b, { a: serving(a) }, new ManualClock());
+    assert.ok(run.done);
+    assert.equal(run.chunkRequests.length, 0);
+    assert.deepEqual(b.tip().hash, a.tip().hash);
+  });
 });
 
 // ---------------------------------------------------------------- messages
