@@ -59,8 +59,6 @@ interface ProgressRecord {
 
 const DEFAULT_TICK_MS = 1_000;
 const DEFAULT_IMPORT_SLICE_MS = 25;
-/** Blocks imported between clock checks within a slice. */
-const IMPORT_STEP = 8;
 
 export class ChainSync extends EventEmitter<ChainSyncEvents> {
   readonly chain: ChainAdapter;
@@ -284,9 +282,14 @@ export class ChainSync extends EventEmitter<ChainSyncEvents> {
 
   #importSlice(): void {
     const until = this.#clock.now() + this.#sliceMs;
-    do {
-      for (const r of this.blocks.importQueued(IMPORT_STEP)) if (r.connected.length > 0 || r.disconnected.length > 0) this.emit('imported', r);
-    } while (this.blocks.queued > 0 && this.#clock.now() < until);
+    // At least one block a slice, so a slow import still moves.
+    let first = true;
+    const more = (): boolean => {
+      const go = first || this.#clock.now() < until;
+      first = false;
+      return go;
+    };
+    for (const r of this.blocks.importQueued(Number.MAX_SAFE_INTEGER, more)) if (r.connected.length > 0 || r.disconnected.length > 0) this.emit('imported', r);
     const tip = this.chain.tip();
     if (hex(tip.hash) !== this.#tipHash) {
       this.#tipHash = hex(tip.hash);

@@ -223,13 +223,15 @@ export class BlockSync {
   }
 
   /**
-   * Import queued blocks, lowest height first, at most `max` of them. Returns
-   * what each import did to the validated chain (for relay and metrics).
+   * Import queued blocks, lowest height first, at most `max` of them and while
+   * `more()` says so (checked before each). Returns what each import did to the
+   * validated chain (for relay and metrics).
    */
-  importQueued(max: number): ImportResult[] {
+  importQueued(max: number, more: () => boolean = () => true): ImportResult[] {
     const out: ImportResult[] = [];
     const heights = [...this.#queue.keys()].sort((a, b) => a - b).slice(0, max);
     for (const height of heights) {
+      if (!more()) break;
       const q = this.#queue.get(height)!;
       this.#queue.delete(height);
       this.#queuedBytes -= q.size;
