@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { hex, type ChainAdapter, type HeaderEntry, type ImportResult } from '../chain/adapter.ts';
+import { hex, type ChainAdapter, type Hash, type HeaderEntry, type ImportResult } from '../chain/adapter.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Node, PeerInfo } from './node.ts';
 import { BlockSync, blocksInRange, type BlockSyncAction, type BlockSyncOptions, type RequestDone } from '../sync/blocks.ts';
@@ -40,8 +40,8 @@ export interface ChainSyncOptions {
 export interface ChainSyncEvents {
   /** Our best header changed (more work). */
   best: [header: HeaderEntry];
-  /** Imported blocks changed the validated chain. */
-  imported: [result: ImportResult];
+  /** An imported block (sent by `from`) changed the validated chain. */
+  imported: [result: ImportResult, from: string, hash: Hash];
   /** The validated tip moved. */
   tip: [tip: HeaderEntry];
   /** A GETBLOCKS request finished (for latency metrics). */
@@ -133,6 +133,16 @@ export class ChainSync extends EventEmitter<ChainSyncEvents> {
     this.headers.onPeerHeight(peer, height);
     this.blocks.onPeerHeight(peer, height);
     this.#pumpSoon();
+  }
+
+  /** Whether the tip is the best header and no peer claims more (what `progress().state === 'synced'` says, cheaply). */
+  get synced(): boolean {
+    return this.#peers.size > 0 && syncState({
+      peers: this.#peers.size,
+      tipHeight: this.chain.tip().height,
+      bestHeaderHeight: this.chain.bestHeader().height,
+      claimedHeight: this.headers.targetHeight(),
+    }) === 'synced';
   }
 
   /** Where the sync stands now (`state` while blocks wait for a snapshot). */
@@ -289,7 +299,9 @@ export class ChainSync extends EventEmitter<ChainSyncEvents> {
       first = false;
       return go;
     };
-    for (const r of this.blocks.importQueued(Number.MAX_SAFE_INTEGER, more)) if (r.connected.length > 0 || r.disconnected.length > 0) this.emit('imported', r);
+    for (const b of this.blocks.importQueued(Number.MAX_SAFE_INTEGER, more)) {
+      if (b.result.connected.length > 0 || b.result.disconnected.length > 0) this.emit('imported', b.result, b.peer, b.hash);
+    }
     const tip = this.chain.tip();
     if (hex(tip.hash) !== this.#tipHash) {
       this.#tipHash = hex(tip.hash);

@@ -113,9 +113,17 @@ export class Relay extends EventEmitter<RelayEvents> {
     return n;
   }
 
-  /** After blocks connected or disconnected (an import, a mined block): mempool upkeep, and the new blocks announced. */
-  onChainChanged(result: ImportResult): void {
-    this.engine.onChainChanged(result, this.#clock.now());
+  /**
+   * After blocks connected or disconnected (an import, a mined block): mempool upkeep, and the new
+   * blocks announced unless `announce` is false (the caller knows the node is still catching up).
+   */
+  /** The peer has block `hash` (it served it to block download): it is never announced to it. */
+  markBlockKnown(peer: string, hash: Hash): void {
+    this.engine.markBlockKnown(peer, hash);
+  }
+
+  onChainChanged(result: ImportResult, announce = true): void {
+    this.engine.onChainChanged(result, this.#clock.now(), announce);
     this.#pump();
   }
 

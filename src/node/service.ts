@@ -14,6 +14,7 @@ import type { Logger } from './log.ts';
 import { ApiServer } from '../rpc/server.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Node } from './node.ts';
+import { sameHash } from '../chain/adapter.ts';
 import { Devchain } from '../chain/devchain/index.ts';
 import { SystemClock } from '../core/clock.ts';
 import { SYNC_PROTOCOL } from '../sync/messages.ts';
@@ -141,7 +142,13 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   if (sync !== undefined && relay !== undefined) {
     sync.on('state', (p) => log.info({ state: p.state, tipHeight: p.tipHeight, bestHeaderHeight: p.bestHeaderHeight, targetHeight: p.targetHeight, peers: p.peers }, 'sync state'));
     sync.on('fault', (e) => log.error({ err: e }, 'sync stopped: the chain failed'));
-    sync.on('imported', (r) => relay.onChainChanged(r));
+    // Downloaded blocks are announced only once synced, and only the one that became the tip (a slice of
+    // imports may end there); never to the peer that served it. While catching up they are old news.
+    sync.on('imported', (r, from, hash) => {
+      relay.markBlockKnown(from, hash);
+      const last = r.connected.at(-1);
+      relay.onChainChanged(r, last !== undefined && sync.synced && sameHash(last, sync.chain.tip().hash));
+    });
     stateSync?.on('selected', (m, resumed) => log.info({ height: m.height, chunks: m.chunkHashes.length, bytes: m.totalBytes, resumed }, 'state sync: snapshot chosen'));
     stateSync?.on('discarded', (m, why) => log.warn({ height: m.height, why }, 'state sync: snapshot discarded'));
     stateSync?.on('applied', (m) => {

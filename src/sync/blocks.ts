@@ -111,6 +111,13 @@ export interface BlockSyncStats {
   readonly backPressure: boolean;
 }
 
+/** One imported block: who sent it, and what its import did to the validated chain. */
+export interface ImportedBlock {
+  readonly hash: Hash;
+  readonly peer: string;
+  readonly result: ImportResult;
+}
+
 /** A finished request: how long it took and how many blocks it brought, for latency metrics. */
 export interface RequestDone {
   readonly peer: string;
@@ -224,11 +231,11 @@ export class BlockSync {
 
   /**
    * Import queued blocks, lowest height first, at most `max` of them and while
-   * `more()` says so (checked before each). Returns what each import did to the
-   * validated chain (for relay and metrics).
+   * `more()` says so (checked before each). Returns each block's sender and
+   * what its import did to the validated chain (for relay and metrics).
    */
-  importQueued(max: number, more: () => boolean = () => true): ImportResult[] {
-    const out: ImportResult[] = [];
+  importQueued(max: number, more: () => boolean = () => true): ImportedBlock[] {
+    const out: ImportedBlock[] = [];
     const heights = [...this.#queue.keys()].sort((a, b) => a - b).slice(0, max);
     for (const height of heights) {
       if (!more()) break;
@@ -236,7 +243,7 @@ export class BlockSync {
       this.#queue.delete(height);
       this.#queuedBytes -= q.size;
       try {
-        out.push(this.#chain.importBlock(q.block));
+        out.push({ hash: q.block.header.hash, peer: q.peer, result: this.#chain.importBlock(q.block) });
         this.#imported++;
         this.#have.set(height, hex(q.block.header.hash));
       } catch (e) {
@@ -245,7 +252,7 @@ export class BlockSync {
         this.#penalize(q.peer, e.code, `block at height ${height}: ${e.message}`);
         const d = e.details as { connected?: string[]; disconnected?: string[] } | undefined;
         if (Array.isArray(d?.connected) && d.connected.length > 0) {
-          out.push({ connected: d.connected.map(unhex), disconnected: (d.disconnected ?? []).map(unhex) });
+          out.push({ hash: q.block.header.hash, peer: q.peer, result: { connected: d.connected.map(unhex), disconnected: (d.disconnected ?? []).map(unhex) } });
         }
       }
     }

@@ -547,6 +547,11 @@ export class RelayEngine {
     this.#release(f);
   }
 
+  /** The peer has block `hash` (it sent it to us by other means, e.g. block download): it is not announced to it. */
+  markBlockKnown(peer: string, hash: Hash): void {
+    this.#peers.get(peer)?.known.add(this.#key(InvKind.BLOCK, hash));
+  }
+
   /** Serve a GETBLOCKTXN: the block's transactions at `indexes`. Throws INVALID_DATA for a block we do not hold or indexes that do not fit it. */
   serveBlockTxn(peer: string, hash: Hash, indexes: readonly number[]): Uint8Array[] {
     const block = this.#blockByHash(hash);
@@ -556,7 +561,7 @@ export class RelayEngine {
       if (i <= last || i >= block.txs.length) throw new PqnetError('INVALID_DATA', `GETBLOCKTXN index ${i} after ${last} in a block of ${block.txs.length}`);
       last = i;
     }
-    this.#peers.get(peer)?.known.add(this.#key(InvKind.BLOCK, hash));
+    this.markBlockKnown(peer, hash);
     return indexes.map((i) => block.txs[i]!);
   }
 
@@ -591,7 +596,8 @@ export class RelayEngine {
    * node is catching up (its best header is not its tip: the blocks are old
    * news, and announcing each would flood peers during a download).
    */
-  onChainChanged(result: ImportResult, now: number): void {
+  /** `announce` false: the node knows it is behind its peers (catching up), so the blocks are not announced. */
+  onChainChanged(result: ImportResult, now: number, announce = true): void {
     const exclude = new Set<string>();
     for (const hash of result.connected) {
       const blockKey = this.#key(InvKind.BLOCK, hash);
@@ -614,7 +620,7 @@ export class RelayEngine {
     if (back.length > 0) this.mempool.readmit(back, exclude);
     this.mempool.recheck(this.options.recheckPerPoll);
     const connected = result.connected;
-    if (connected.length === 0) return;
+    if (connected.length === 0 || !announce) return;
     // Catching up (headers ahead of blocks): the blocks are old news to the network; only a caught-up tip is announced.
     if (!sameHash(this.#chain.bestHeader().hash, this.#chain.tip().hash)) return;
     if (connected.length <= this.options.maxCompactAnnounce) {

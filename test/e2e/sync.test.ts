@@ -125,6 +125,10 @@ test('A has 10,000 blocks; B syncs them, is killed with SIGKILL mid-way, resumes
     assert.equal(m.get('p2p_sync_items_total{kind="blocks_received"}'), N - left.stored, 'only the blocks not stored before the kill were fetched');
     assert.equal(m.get('p2p_sync_items_total{kind="blocks_duplicate"}'), 0);
     assert.ok((m.get('p2p_sync_block_request_seconds_count') ?? 0) > 0);
+    // While catching up B announced none of the old blocks to A (A would rate-limit and drop it).
+    const statsA = await json<StatsResponse>(A.api, '/p2p/stats');
+    assert.equal(statsA.messages.in['relay.cmpctblock'] ?? 0, 0);
+    assert.deepEqual(statsA.offenses, {});
     // `pqnet status` says so.
     const status = await ok(['status', '--data-dir', b.dir]);
     assert.match(status, /state:\s+synced/);
