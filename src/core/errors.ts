@@ -141,6 +141,17 @@ export const Reasons = {
   SYNC_BAD_COMPACT: { wire: 1211, penalty: 50, description: 'compact block or its missing transactions do not rebuild the announced block' },
   SYNC_BAD_CHUNK: { wire: 1220, penalty: 50, description: 'state chunk does not hash to its manifest entry' },
   SYNC_BAD_MANIFEST: { wire: 1221, penalty: 50, description: 'state manifest is malformed or does not match the header it names' },
+
+  // Gossip.
+  GOSSIP_INVALID: { wire: 1300, penalty: 10, description: 'gossip item rejected by its topic validator (or a known-invalid item forwarded)' },
+  GOSSIP_RATE_LIMITED: { wire: 1301, penalty: 2, description: 'gossip items pushed faster than the topic rate cap' },
+  GOSSIP_OVERSIZE: { wire: 1302, penalty: 20, description: 'gossip item over its topic size cap' },
+  GOSSIP_BROKEN_PROMISE: { wire: 1303, penalty: 2, description: 'item offered by IHAVE not delivered after IWANT' },
+  GOSSIP_GRAFT_BACKOFF: { wire: 1304, penalty: 5, description: 'GRAFT during the prune backoff' },
+  GOSSIP_MESH_DEFICIT: { wire: 1305, penalty: 3, description: 'mesh member delivered too few items' },
+  GOSSIP_CONTROL_FLOOD: { wire: 1306, penalty: 5, description: 'more IHAVE or IWANT than allowed per heartbeat' },
+  GOSSIP_DUPLICATE: { wire: 1307, penalty: 0, description: 'gossip item already seen' },
+  GOSSIP_UNKNOWN_TOPIC: { wire: 1308, penalty: 0, description: 'gossip topic not registered' },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof Reasons;

@@ -46,6 +46,7 @@
 import { hex, sameHash, type ChainAdapter, type ChainBlock, type ChainHeader, type ChainTx, type Hash, type HeaderEntry, type ImportResult } from '../chain/adapter.ts';
 import { isPqnetError, PqnetError, type Reason } from '../core/errors.ts';
 import { systemRandom, type Random } from '../core/random.ts';
+import { SeenSet } from '../core/seen.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import { COMPACT_NONCE_BYTES, CompactBuilder, sip53, sipKey, SIPHASH_KEY_BYTES, startRebuild, type CompactBlock, type PartialBlock, type SipKey } from './compact.ts';
 import type { Mempool } from './mempool.ts';
@@ -178,40 +179,6 @@ class BoundedSet {
   }
 }
 
-/** Keys with an expiry; all share one time to live, so insertion order is expiry order. */
-class SeenFilter {
-  readonly #m = new Map<number, number>();
-  readonly #cap: number;
-  readonly #ttl: number;
-
-  constructor(cap: number, ttlMs: number) {
-    this.#cap = cap;
-    this.#ttl = ttlMs;
-  }
-
-  get size(): number {
-    return this.#m.size;
-  }
-
-  has(k: number, now: number): boolean {
-    const until = this.#m.get(k);
-    return until !== undefined && until > now;
-  }
-
-  add(k: number, now: number): void {
-    this.#m.delete(k);
-    this.#m.set(k, now + this.#ttl);
-    if (this.#m.size > this.#cap) this.#m.delete(this.#m.keys().next().value!);
-  }
-
-  prune(now: number): void {
-    for (const [k, until] of this.#m) {
-      if (until > now) break;
-      this.#m.delete(k);
-    }
-  }
-}
-
 interface PeerState {
   readonly id: string;
   readonly known: BoundedSet;
@@ -252,7 +219,7 @@ export class RelayEngine {
   readonly #scratch = new Uint8Array(33);
   readonly #maxTxs: number;
   readonly #peers = new Map<string, PeerState>();
-  readonly #seen: SeenFilter;
+  readonly #seen: SeenSet<number>;
   readonly #fetches = new Map<number, Fetch>();
   /** Fetch entries waiting for a request. */
   readonly #unassigned = new Set<number>();
@@ -274,7 +241,7 @@ export class RelayEngine {
     this.options = Object.freeze({ ...DEFAULT_RELAY_OPTIONS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as RelayEngineOptions);
     this.#random = random;
     this.#salt = sipKey(random.bytes(SIPHASH_KEY_BYTES));
-    this.#seen = new SeenFilter(this.options.seenMax, this.options.seenTtlMs);
+    this.#seen = new SeenSet<number>(this.options.seenMax, this.options.seenTtlMs);
     this.#maxTxs = maxBlockTxs(chain.limits);
   }
 

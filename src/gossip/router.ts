@@ -1,0 +1,777 @@
+/**
+ * The gossip router (docs/spec/gossip.md): a sans-I/O GossipSub-style mesh.
+ * Inputs are peer events, received items and control, validation results,
+ * local publishes and the time; outputs are actions (items and control to
+ * send, items to validate and deliver, penalties and rewards). The I/O side
+ * (src/node/gossip.ts, the simulator) carries them out and calls `tick` at
+ * `nextDeadline()`.
+ *
+ * What it does, per topic: a mesh of D (D_low..D_high) peers kept by a
+ * heartbeat (graft, prune with backoff, outbound quota, opportunistic
+ * grafting), fanout for topics published without joining, eager push of
+ * small items to the mesh and announce-then-pull of large ones, IHAVE gossip
+ * from a message cache to D_lazy others, IWANT with promise tracking,
+ * IDONTWANT for large items, a seen cache so an item is validated and
+ * forwarded once, per-peer token buckets, and a flood mode. Peers below the
+ * greylist score are neither forwarded to nor listened to.
+ */
+import { PqnetError, type Reason } from '../core/errors.ts';
+import { systemRandom, type Random } from '../core/random.ts';
+import { TtlMap } from '../core/seen.ts';
+import { TokenBucket } from '../core/token-bucket.ts';
+import { NEUTRAL } from '../peer/score.ts';
+import { MessageCache } from './mcache.ts';
+import { emptyControl, isEmptyControl, MAX_BACKOFF_S, MAX_CONTROL_IDS, type Control } from './messages.ts';
+import { TopicScores, type TopicScore } from './scores.ts';
+import { TopicTable, type TopicSpec } from './topics.ts';
+import { DEFAULT_GOSSIP_PARAMS, checkParams, type GossipParams } from './params.ts';
+
+export type Validation = 'accept' | 'ignore' | 'reject';
+
+export type GossipAction =
+  /** Send an item (its topic's priority class picks the message type). */
+  | { readonly type: 'item'; readonly peer: string; readonly topic: string; readonly payload: Uint8Array }
+  | { readonly type: 'control'; readonly peer: string; readonly control: Control }
+  /** Run the topic's validator and answer with `validated(key, outcome)`. */
+  | { readonly type: 'validate'; readonly key: string; readonly topic: string; readonly id: Uint8Array; readonly payload: Uint8Array; readonly from: string }
+  /** A valid item from a peer, for the application. */
+  | { readonly type: 'deliver'; readonly topic: string; readonly id: Uint8Array; readonly payload: Uint8Array; readonly from: string; readonly receivedAt: number }
+  /** An item went out to `peers` peers (pushed or announced): the fanout of one hop. */
+  | { readonly type: 'forwarded'; readonly topic: string; readonly peers: number }
+  | { readonly type: 'penalize'; readonly peer: string; readonly reason: Reason; readonly detail: string; readonly times: number }
+  | { readonly type: 'reward'; readonly peer: string; readonly points: number };
+
+export type ItemOutcome = 'accepted' | 'ignored' | 'rejected' | 'duplicate' | 'rate_limited' | 'oversize' | 'greylisted' | 'unsubscribed' | 'unknown_topic' | 'throttled';
+
+export interface TopicStats {
+  readonly published: number;
+  readonly received: Readonly<Record<ItemOutcome, number>>;
+  /** Items sent to peers (pushes and IWANT answers). */
+  readonly sent: number;
+  /** Items announced with IHAVE instead of pushed. */
+  readonly announced: number;
+  readonly mesh: number;
+  readonly fanout: number;
+  /** Peers subscribed to the topic. */
+  readonly peers: number;
+}
+
+export interface RouterStats {
+  readonly topics: Readonly<Record<string, TopicStats>>;
+  readonly control: Readonly<Record<'graft' | 'prune' | 'ihave' | 'iwant' | 'idontwant', { readonly sent: number; readonly received: number }>>;
+  readonly brokenPromises: number;
+  readonly pendingValidations: number;
+  readonly wanted: number;
+  readonly seen: number;
+  readonly cached: number;
+}
+
+export interface GossipPeerStatus {
+  readonly peerId: string;
+  readonly outbound: boolean;
+  readonly topics: readonly string[];
+  readonly mesh: readonly string[];
+  readonly scores: readonly TopicScore[];
+}
+
+interface PeerState {
+  readonly id: string;
+  readonly outbound: boolean;
+  readonly topics: Set<string>;
+  /** Inbound token buckets by topic (unsolicited items only). */
+  readonly buckets: Map<string, TokenBucket>;
+  /** Our view of its buckets: what we may push before it would drop. */
+  readonly outBuckets: Map<string, TokenBucket>;
+  /** Ids it said it does not want (IDONTWANT), by key, until expiry. */
+  readonly dontWant: TtlMap<string, true>;
+  /** Control to send at the end of the current input. */
+  control: Control | undefined;
+  ihaveThisBeat: number;
+  iwantThisBeat: number;
+}
+
+interface TopicState {
+  readonly spec: TopicSpec;
+  /** Mesh members (only while we are subscribed). */
+  readonly mesh: Set<string>;
+  /** Fanout peers of a topic we publish to without being subscribed. */
+  fanout: Set<string> | undefined;
+  fanoutLastPublish: number;
+  subscribed: boolean;
+  /** Peers subscribed to it. */
+  readonly peers: Set<string>;
+  /** Peer -> no GRAFT before (ms). */
+  readonly backoff: Map<string, number>;
+  published: number;
+  sent: number;
+  announced: number;
+  readonly received: Record<ItemOutcome, number>;
+}
+
+interface SeenRecord {
+  readonly topic: string;
+  readonly firstAt: number;
+  readonly from: string | undefined;
+  status: 'pending' | 'accepted' | 'ignored' | 'rejected';
+  readonly id: Uint8Array;
+  payload: Uint8Array | undefined;
+  /** Peers that offered it by IHAVE before it arrived: they have it, so it is not forwarded to them. */
+  readonly haves: readonly string[];
+}
+
+interface Wanted {
+  readonly topic: string;
+  peer: string;
+  deadline: number;
+  readonly alternates: string[];
+}
+
+const MAX_ALTERNATES = 8;
+const MAX_WANTED = 20_000;
+
+function zeroOutcomes(): Record<ItemOutcome, number> {
+  return { accepted: 0, ignored: 0, rejected: 0, duplicate: 0, rate_limited: 0, oversize: 0, greylisted: 0, unsubscribed: 0, unknown_topic: 0, throttled: 0 };
+}
+
+export function idKey(id: Uint8Array): string {
+  return Buffer.from(id.buffer, id.byteOffset, id.length).toString('hex');
+}
+
+export interface RouterOptions {
+  readonly params?: Partial<GossipParams>;
+  readonly topics?: TopicTable;
+  readonly random?: Random;
+  /** The peer's 0–100 score (default: neutral for everyone). */
+  readonly score?: (peerId: string) => number;
+}
+
+export class GossipRouter {
+  readonly params: GossipParams;
+  readonly topics: TopicTable;
+  readonly #random: Random;
+  readonly #score: (peerId: string) => number;
+  readonly #peers = new Map<string, PeerState>();
+  readonly #topics = new Map<string, TopicState>();
+  readonly #seen: TtlMap<string, SeenRecord>;
+  readonly #mcache: MessageCache;
+  readonly #scores = new TopicScores();
+  readonly #wanted = new Map<string, Wanted>();
+  #out: GossipAction[] = [];
+  /** Peers with control waiting for the end of the current input. */
+  readonly #dirty = new Set<PeerState>();
+  #pendingValidations = 0;
+  #nextHeartbeat: number | undefined;
+  #heartbeats = 0;
+  #brokenPromises = 0;
+  readonly #control = { graft: [0, 0], prune: [0, 0], ihave: [0, 0], iwant: [0, 0], idontwant: [0, 0] };
+
+  constructor(options: RouterOptions = {}) {
+    this.params = checkParams({ ...DEFAULT_GOSSIP_PARAMS, ...options.params });
+    this.topics = options.topics ?? new TopicTable();
+    this.#random = options.random ?? systemRandom;
+    this.#score = options.score ?? (() => NEUTRAL);
+    this.#seen = new TtlMap(this.params.seenMax, this.params.seenTtlMs);
+    this.#mcache = new MessageCache(this.params.historyLength, this.params.historyGossip);
+  }
+
+  // ================================================================ inputs: peers
+
+  addPeer(peerId: string, outbound: boolean, now: number): GossipAction[] {
+    if (this.#peers.has(peerId)) return [];
+    const p: PeerState = {
+      id: peerId, outbound, topics: new Set(), buckets: new Map(), outBuckets: new Map(),
+      dontWant: new TtlMap(this.params.maxIDontWant, this.params.idontwantTtlMs),
+      control: undefined, ihaveThisBeat: 0, iwantThisBeat: 0,
+    };
+    this.#peers.set(peerId, p);
+    this.#nextHeartbeat ??= now + this.params.heartbeatMs;
+    const subs = [...this.#topics.values()].filter((t) => t.subscribed).map((t) => t.spec.name);
+    if (subs.length > 0) this.#ctl(p).sub.push(...subs);
+    return this.#take();
+  }
+
+  removePeer(peerId: string, now: number): GossipAction[] {
+    const p = this.#peers.get(peerId);
+    if (p === undefined) return [];
+    this.#peers.delete(peerId);
+    for (const t of this.#topics.values()) {
+      t.peers.delete(peerId);
+      t.mesh.delete(peerId);
+      t.fanout?.delete(peerId);
+    }
+    this.#scores.forget(peerId);
+    for (const [key, w] of this.#wanted) {
+      const i = w.alternates.indexOf(peerId);
+      if (i >= 0) w.alternates.splice(i, 1);
+      if (w.peer === peerId) this.#askNext(key, w, now);
+    }
+    return this.#take();
+  }
+
+  // ================================================================ inputs: local application
+
+  /** Join a topic: GRAFT up to D peers and tell every peer. */
+  subscribe(topic: string, now: number): GossipAction[] {
+    const t = this.#topic(topic);
+    if (t.subscribed) return [];
+    t.subscribed = true;
+    for (const p of this.#peers.values()) this.#ctl(p).sub.push(topic);
+    // Fanout peers first (they already get our items), then random others.
+    const candidates = [...(t.fanout ?? [])].filter((id) => this.#meshable(t, id, now));
+    const others = this.#shuffle([...t.peers].filter((id) => !candidates.includes(id) && this.#meshable(t, id, now)));
+    for (const id of [...candidates, ...others].slice(0, this.params.D)) this.#graft(t, id, now);
+    t.fanout = undefined;
+    return this.#take();
+  }
+
+  /** Leave a topic: PRUNE the mesh and tell every peer. */
+  unsubscribe(topic: string, now: number): GossipAction[] {
+    const t = this.#topics.get(topic);
+    if (t === undefined || !t.subscribed) return [];
+    t.subscribed = false;
+    for (const id of [...t.mesh]) this.#prune(t, id, now, this.params.unsubscribeBackoffMs);
+    for (const p of this.#peers.values()) this.#ctl(p).unsub.push(topic);
+    return this.#take();
+  }
+
+  subscribed(topic: string): boolean {
+    return this.#topics.get(topic)?.subscribed === true;
+  }
+
+  /**
+   * Send a local item. The caller has validated it. Throws GOSSIP_UNKNOWN_TOPIC,
+   * GOSSIP_OVERSIZE (INVALID_ARGUMENT-like: the caller's mistake) or
+   * GOSSIP_DUPLICATE (the item was already seen).
+   */
+  publish(topic: string, payload: Uint8Array, now: number): { id: Uint8Array; actions: GossipAction[] } {
+    const spec = this.topics.get(topic);
+    if (spec === undefined) throw new PqnetError('GOSSIP_UNKNOWN_TOPIC', `topic ${JSON.stringify(topic)} is not registered`);
+    if (payload.length > spec.maxBytes) throw new PqnetError('GOSSIP_OVERSIZE', `${topic}: ${payload.length} bytes > ${spec.maxBytes}`);
+    const t = this.#topic(topic);
+    const id = this.topics.msgId(spec, payload);
+    const key = idKey(id);
+    if (this.#seen.has(key, now)) throw new PqnetError('GOSSIP_DUPLICATE', `${topic}: item ${key} already seen`);
+    this.#seen.set(key, { topic, firstAt: now, from: undefined, status: 'accepted', id, payload, haves: [] }, now);
+    this.#mcache.put(key, id, topic, payload);
+    t.published++;
+    let targets: string[];
+    if (this.params.flood || this.params.floodPublish) targets = [...t.peers].filter((p) => this.#listening(p));
+    else if (t.subscribed) targets = [...t.mesh];
+    else targets = [...this.#fanout(t, now)];
+    if (!t.subscribed) t.fanoutLastPublish = now;
+    this.#send(t, key, id, payload, targets, now);
+    return { id, actions: this.#take() };
+  }
+
+  // ================================================================ inputs: from peers
+
+  /** An item pushed by (or fetched from) `from`. */
+  onItem(from: string, topic: string, payload: Uint8Array, now: number): GossipAction[] {
+    const p = this.#peers.get(from);
+    if (p === undefined) return [];
+    const spec = this.topics.get(topic);
+    const t = spec === undefined ? undefined : this.#topic(topic);
+    if (t === undefined) return this.#count(undefined, 'unknown_topic');
+    if (!this.#listening(from)) return this.#count(t, 'greylisted');
+    if (!t.subscribed) return this.#count(t, 'unsubscribed');
+    if (payload.length > t.spec.maxBytes) {
+      this.#penalize(from, 'GOSSIP_OVERSIZE', `${topic}: ${payload.length} bytes > ${t.spec.maxBytes}`);
+      return this.#count(t, 'oversize');
+    }
+    let id: Uint8Array;
+    try {
+      id = this.topics.msgId(t.spec, payload);
+    } catch (e) {
+      this.#penalize(from, 'GOSSIP_INVALID', `${topic}: no message id: ${(e as Error).message}`);
+      return this.#count(t, 'rejected');
+    }
+    const key = idKey(id);
+    const solicited = this.#wanted.get(key);
+    if (solicited === undefined && !this.#bucket(p.buckets, t.spec, now).take(now)) {
+      this.#penalize(from, 'GOSSIP_RATE_LIMITED', `${topic}: over ${t.spec.rate.count} per ${t.spec.rate.perMs} ms`);
+      return this.#count(t, 'rate_limited');
+    }
+    const rec = this.#seen.get(key, now);
+    if (rec !== undefined) return this.#duplicate(t, rec, from, now);
+    if (this.#pendingValidations >= this.params.maxPendingValidations) return this.#count(t, 'throttled');
+    this.#wanted.delete(key);
+    const haves = solicited === undefined ? [] : [solicited.peer, ...solicited.alternates];
+    this.#seen.set(key, { topic, firstAt: now, from, status: 'pending', id, payload, haves }, now);
+    if (payload.length >= t.spec.idontwantMinBytes) {
+      for (const m of t.mesh) if (m !== from) this.#ctl(this.#peers.get(m)!).idontwant.push(id);
+    }
+    this.#pendingValidations++;
+    this.#out.push({ type: 'validate', key, topic, id, payload, from });
+    return this.#take();
+  }
+
+  /** The validator's verdict on an item `onItem` asked about. */
+  validated(key: string, outcome: Validation, now: number): GossipAction[] {
+    const rec = this.#seen.get(key, now);
+    if (rec?.status !== 'pending' || rec.from === undefined) return [];
+    this.#pendingValidations--;
+    const t = this.#topic(rec.topic);
+    const from = rec.from;
+    const payload = rec.payload!;
+    if (outcome === 'reject') {
+      rec.status = 'rejected';
+      rec.payload = undefined;
+      this.#invalid(t, from);
+      return this.#count(t, 'rejected');
+    }
+    if (outcome === 'ignore') {
+      rec.status = 'ignored';
+      rec.payload = undefined;
+      return this.#count(t, 'ignored');
+    }
+    rec.status = 'accepted';
+    rec.payload = undefined;
+    t.received.accepted++;
+    this.#scores.firstDelivery(from, t.spec.name, t.spec.score);
+    if (t.mesh.has(from)) this.#scores.counters(from, t.spec.name).meshDeliveries++;
+    this.#mcache.put(key, rec.id, t.spec.name, payload);
+    this.#out.push({ type: 'deliver', topic: t.spec.name, id: rec.id, payload, from, receivedAt: rec.firstAt });
+    const targets = this.params.flood ? [...t.peers] : [...t.mesh];
+    this.#send(t, key, rec.id, payload, targets.filter((id) => id !== from && !rec.haves.includes(id)), now);
+    return this.#take();
+  }
+
+  onControl(from: string, c: Control, now: number): GossipAction[] {
+    const p = this.#peers.get(from);
+    if (p === undefined) return [];
+    for (const topic of c.sub) this.#peerJoined(p, topic);
+    for (const topic of c.unsub) this.#peerLeft(p, topic);
+    if (!this.#listening(from)) return this.#take();
+    for (const topic of c.graft) this.#onGraft(p, topic, now);
+    for (const [topic, backoffS] of c.prune) this.#onPrune(p, topic, backoffS, now);
+    for (const [topic, ids] of c.ihave) this.#onIHave(p, topic, ids, now);
+    if (c.iwant.length > 0) this.#onIWant(p, c.iwant);
+    for (const id of c.idontwant.slice(0, this.params.maxIDontWant)) p.dontWant.set(idKey(id), true, now);
+    this.#control.idontwant[1] += c.idontwant.length;
+    return this.#take();
+  }
+
+  // ================================================================ time
+
+  /** When `tick` must next run (heartbeat or an IWANT deadline); undefined while idle. */
+  nextDeadline(): number | undefined {
+    let at = this.#nextHeartbeat;
+    for (const w of this.#wanted.values()) if (at === undefined || w.deadline < at) at = w.deadline;
+    return at;
+  }
+
+  tick(now: number): GossipAction[] {
+    for (const [key, w] of this.#wanted) {
+      if (w.deadline > now) continue;
+      this.#brokenPromises++;
+      this.#penalize(w.peer, 'GOSSIP_BROKEN_PROMISE', `${w.topic}: IWANT ${key.slice(0, 16)} not answered`);
+      this.#askNext(key, w, now);
+    }
+    if (this.#nextHeartbeat !== undefined && now >= this.#nextHeartbeat) {
+      this.#heartbeat(now);
+      this.#nextHeartbeat = this.#peers.size > 0 || [...this.#topics.values()].some((t) => t.subscribed) ? now + this.params.heartbeatMs : undefined;
+    }
+    return this.#take();
+  }
+
+  // ================================================================ queries
+
+  meshPeers(topic: string): string[] {
+    return [...(this.#topics.get(topic)?.mesh ?? [])];
+  }
+
+  fanoutPeers(topic: string): string[] {
+    return [...(this.#topics.get(topic)?.fanout ?? [])];
+  }
+
+  topicPeers(topic: string): string[] {
+    return [...(this.#topics.get(topic)?.peers ?? [])];
+  }
+
+  peerStatus(peerId: string, now: number): GossipPeerStatus | undefined {
+    const p = this.#peers.get(peerId);
+    if (p === undefined) return undefined;
+    const mesh = [...this.#topics.values()].filter((t) => t.mesh.has(peerId)).map((t) => t.spec.name);
+    return { peerId, outbound: p.outbound, topics: [...p.topics], mesh, scores: this.#scores.snapshot(peerId, now, (n) => this.topics.get(n)?.score) };
+  }
+
+  stats(): RouterStats {
+    const topics: Record<string, TopicStats> = {};
+    for (const [name, t] of this.#topics) {
+      topics[name] = { published: t.published, received: { ...t.received }, sent: t.sent, announced: t.announced, mesh: t.mesh.size, fanout: t.fanout?.size ?? 0, peers: t.peers.size };
+    }
+    const c = this.#control;
+    const pair = (x: number[]): { sent: number; received: number } => ({ sent: x[0]!, received: x[1]! });
+    return {
+      topics,
+      control: { graft: pair(c.graft), prune: pair(c.prune), ihave: pair(c.ihave), iwant: pair(c.iwant), idontwant: pair(c.idontwant) },
+      brokenPromises: this.#brokenPromises,
+      pendingValidations: this.#pendingValidations,
+      wanted: this.#wanted.size,
+      seen: this.#seen.size,
+      cached: this.#mcache.size,
+    };
+  }
+
+  // ================================================================ internals: items
+
+  #duplicate(t: TopicState, rec: SeenRecord, from: string, now: number): GossipAction[] {
+    if (rec.status === 'rejected') this.#invalid(t, from);
+    else if (t.mesh.has(from) && rec.status !== 'ignored' && now - rec.firstAt <= t.spec.score.meshDeliveryWindowMs) {
+      this.#scores.counters(from, t.spec.name).meshDeliveries++;
+    }
+    return this.#count(t, 'duplicate');
+  }
+
+  #invalid(t: TopicState, from: string): void {
+    this.#scores.counters(from, t.spec.name).invalid++;
+    const times = t.spec.score.invalidWeight * t.spec.score.weight;
+    if (times > 0) this.#out.push({ type: 'penalize', peer: from, reason: 'GOSSIP_INVALID', detail: `${t.spec.name}: invalid item`, times });
+  }
+
+  /** Push (or announce, for large items or a full outbound bucket) to `targets`. */
+  #send(t: TopicState, key: string, id: Uint8Array, payload: Uint8Array, targets: string[], now: number): void {
+    const announce = payload.length >= t.spec.announceMinBytes;
+    let n = 0;
+    for (const peerId of targets) {
+      const p = this.#peers.get(peerId);
+      if (p === undefined || !this.#listening(peerId) || p.dontWant.has(key, now)) continue;
+      n++;
+      if (!announce && this.#bucket(p.outBuckets, t.spec, now, this.params.outboundRateMargin).take(now)) {
+        t.sent++;
+        this.#out.push({ type: 'item', peer: peerId, topic: t.spec.name, payload });
+      } else {
+        t.announced++;
+        this.#addIHave(p, t.spec.name, id);
+      }
+    }
+    this.#out.push({ type: 'forwarded', topic: t.spec.name, peers: n });
+  }
+
+  #onIHave(p: PeerState, topic: string, ids: Uint8Array[], now: number): void {
+    this.#control.ihave[1]++;
+    const t = this.#topics.get(topic);
+    if (t === undefined || !t.subscribed) return;
+    if (++p.ihaveThisBeat > this.params.maxIHaveMessages) {
+      if (p.ihaveThisBeat === this.params.maxIHaveMessages + 1) this.#penalize(p.id, 'GOSSIP_CONTROL_FLOOD', `more than ${this.params.maxIHaveMessages} IHAVE in one heartbeat`);
+      return;
+    }
+    for (const id of ids) {
+      const key = idKey(id);
+      if (this.#seen.has(key, now)) continue;
+      const w = this.#wanted.get(key);
+      if (w !== undefined) {
+        if (w.peer !== p.id && !w.alternates.includes(p.id) && w.alternates.length < MAX_ALTERNATES) w.alternates.push(p.id);
+        continue;
+      }
+      if (p.iwantThisBeat >= this.params.maxIHaveLength || this.#wanted.size >= MAX_WANTED) continue;
+      p.iwantThisBeat++;
+      this.#wanted.set(key, { topic, peer: p.id, deadline: now + this.params.iwantTimeoutMs, alternates: [] });
+      this.#ctl(p).iwant.push(id);
+    }
+  }
+
+  #onIWant(p: PeerState, ids: Uint8Array[]): void {
+    this.#control.iwant[1]++;
+    for (const id of ids) {
+      const it = this.#mcache.get(idKey(id));
+      if (it === undefined) continue;
+      const n = it.served.get(p.id) ?? 0;
+      if (n >= this.params.gossipRetransmission) continue;
+      it.served.set(p.id, n + 1);
+      const t = this.#topics.get(it.topic);
+      if (t !== undefined) t.sent++;
+      this.#out.push({ type: 'item', peer: p.id, topic: it.topic, payload: it.payload });
+    }
+  }
+
+  /** The asked peer failed or left: ask the next one that offered the item, or give up. */
+  #askNext(key: string, w: Wanted, now: number): void {
+    const next = w.alternates.shift();
+    const p = next === undefined ? undefined : this.#peers.get(next);
+    if (p === undefined) {
+      this.#wanted.delete(key);
+      return;
+    }
+    w.peer = p.id;
+    w.deadline = now + this.params.iwantTimeoutMs;
+    this.#ctl(p).iwant.push(Buffer.from(key, 'hex'));
+  }
+
+  // ================================================================ internals: mesh
+
+  #peerJoined(p: PeerState, topic: string): void {
+    if (this.topics.get(topic) === undefined || p.topics.has(topic)) return;
+    if (p.topics.size >= this.params.maxTopicsPerPeer) return;
+    p.topics.add(topic);
+    this.#topic(topic).peers.add(p.id);
+  }
+
+  #peerLeft(p: PeerState, topic: string): void {
+    p.topics.delete(topic);
+    const t = this.#topics.get(topic);
+    if (t === undefined) return;
+    t.peers.delete(p.id);
+    this.#leaveMesh(t, p.id);
+    t.fanout?.delete(p.id);
+  }
+
+  #onGraft(p: PeerState, topic: string, now: number): void {
+    this.#control.graft[1]++;
+    const t = this.#topics.get(topic);
+    if (t === undefined || !t.subscribed || this.params.flood) {
+      if (t !== undefined) this.#prune(t, p.id, now, this.params.pruneBackoffMs);
+      return;
+    }
+    if (t.mesh.has(p.id)) return;
+    const until = t.backoff.get(p.id);
+    if (until !== undefined && until > now) {
+      this.#penalize(p.id, 'GOSSIP_GRAFT_BACKOFF', `${topic}: GRAFT ${Math.ceil(until - now)} ms before the backoff ends`);
+      this.#prune(t, p.id, now, this.params.pruneBackoffMs);
+      return;
+    }
+    if (!this.#meshable(t, p.id, now, true) || (t.mesh.size >= this.params.Dhi && !p.outbound)) {
+      this.#prune(t, p.id, now, this.params.pruneBackoffMs);
+      return;
+    }
+    p.topics.add(topic);
+    t.peers.add(p.id);
+    this.#joinMesh(t, p.id, now);
+  }
+
+  #onPrune(p: PeerState, topic: string, backoffS: number, now: number): void {
+    this.#control.prune[1]++;
+    const t = this.#topics.get(topic);
+    if (t === undefined) return;
+    this.#leaveMesh(t, p.id);
+    t.backoff.set(p.id, now + Math.max(this.params.pruneBackoffMs, Math.min(backoffS, MAX_BACKOFF_S) * 1000));
+  }
+
+  #graft(t: TopicState, peerId: string, now: number): void {
+    this.#joinMesh(t, peerId, now);
+    this.#ctl(this.#peers.get(peerId)!).graft.push(t.spec.name);
+    this.#control.graft[0]++;
+  }
+
+  #prune(t: TopicState, peerId: string, now: number, backoffMs: number): void {
+    this.#leaveMesh(t, peerId);
+    t.backoff.set(peerId, now + backoffMs);
+    const p = this.#peers.get(peerId);
+    if (p === undefined) return;
+    this.#ctl(p).prune.push([t.spec.name, Math.ceil(backoffMs / 1000)]);
+    this.#control.prune[0]++;
+  }
+
+  #joinMesh(t: TopicState, peerId: string, now: number): void {
+    t.mesh.add(peerId);
+    const c = this.#scores.counters(peerId, t.spec.name);
+    c.meshSince = now;
+    c.meshTimePoints = 0;
+    c.meshDeliveries = 0;
+  }
+
+  #leaveMesh(t: TopicState, peerId: string): void {
+    if (!t.mesh.delete(peerId)) return;
+    const c = this.#scores.peek(peerId, t.spec.name);
+    if (c !== undefined) c.meshSince = undefined;
+  }
+
+  /** May `peerId` be (or stay) in `t`'s mesh? `asked`: it asked to (GRAFT), so its subscription is implied. */
+  #meshable(t: TopicState, peerId: string, now: number, asked = false): boolean {
+    if (!this.#peers.has(peerId) || (!asked && !t.peers.has(peerId))) return false;
+    const until = t.backoff.get(peerId);
+    if (until !== undefined && until > now) return false;
+    return this.#score(peerId) >= this.params.meshMinScore;
+  }
+
+  #fanout(t: TopicState, now: number): Set<string> {
+    if (t.fanout === undefined) {
+      t.fanout = new Set(this.#shuffle([...t.peers].filter((id) => this.#meshable(t, id, now))).slice(0, this.params.D));
+    }
+    return t.fanout;
+  }
+
+  #heartbeat(now: number): void {
+    this.#heartbeats++;
+    const P = this.params;
+    for (const p of this.#peers.values()) {
+      p.ihaveThisBeat = 0;
+      p.iwantThisBeat = 0;
+      p.dontWant.prune(now);
+    }
+    for (const t of this.#topics.values()) {
+      for (const [id, until] of t.backoff) if (until <= now) t.backoff.delete(id);
+      if (t.subscribed && !P.flood) this.#maintainMesh(t, now);
+      if (!t.subscribed && t.fanout !== undefined) {
+        if (now - t.fanoutLastPublish > P.fanoutTtlMs) t.fanout = undefined;
+        else {
+          for (const id of t.fanout) if (!t.peers.has(id) || !this.#listening(id)) t.fanout.delete(id);
+          if (t.fanout.size < P.D) {
+            for (const id of this.#shuffle([...t.peers].filter((x) => !t.fanout!.has(x) && this.#meshable(t, x, now))).slice(0, P.D - t.fanout.size)) t.fanout.add(id);
+          }
+        }
+      }
+      if (!P.flood && (t.subscribed || t.fanout !== undefined)) this.#emitGossip(t);
+    }
+    const rewards = this.#scores.heartbeat(now, (n) => this.topics.get(n)?.score);
+    for (const [peer, points] of rewards) if (this.#peers.has(peer)) this.#out.push({ type: 'reward', peer, points });
+    this.#mcache.shift();
+    this.#seen.prune(now);
+  }
+
+  #maintainMesh(t: TopicState, now: number): void {
+    const P = this.params;
+    const name = t.spec.name;
+    for (const id of [...t.mesh]) {
+      if (this.#score(id) < P.meshMinScore) {
+        this.#prune(t, id, now, P.pruneBackoffMs);
+        continue;
+      }
+      // P3: a member long enough in the mesh that delivers (almost) nothing is replaced.
+      const sp = t.spec.score;
+      const c = this.#scores.peek(id, name);
+      if (sp.meshDeliveryThreshold > 0 && c?.meshSince !== undefined && now - c.meshSince >= sp.meshDeliveryActivationMs && c.meshDeliveries < sp.meshDeliveryThreshold) {
+        this.#penalize(id, 'GOSSIP_MESH_DEFICIT', `${name}: ${c.meshDeliveries.toFixed(1)} deliveries < ${sp.meshDeliveryThreshold}`);
+        this.#prune(t, id, now, P.pruneBackoffMs);
+      }
+    }
+    if (t.mesh.size < P.Dlo) {
+      const add = this.#shuffle([...t.peers].filter((id) => !t.mesh.has(id) && this.#meshable(t, id, now)));
+      for (const id of add.slice(0, P.D - t.mesh.size)) this.#graft(t, id, now);
+    }
+    if (t.mesh.size > P.Dhi) {
+      // Keep the D_score best, then random others up to D, with at least D_out outbound.
+      const ranked = [...t.mesh].sort((a, b) => this.#score(b) - this.#score(a));
+      const keep = new Set(ranked.slice(0, P.Dscore));
+      for (const id of this.#shuffle(ranked.slice(P.Dscore))) {
+        if (keep.size >= P.D) break;
+        keep.add(id);
+      }
+      const outbound = (s: Iterable<string>): number => [...s].filter((id) => this.#peers.get(id)?.outbound === true).length;
+      if (outbound(keep) < P.Dout) {
+        for (const id of ranked) {
+          if (outbound(keep) >= P.Dout) break;
+          if (keep.has(id) || this.#peers.get(id)?.outbound !== true) continue;
+          const drop = [...keep].reverse().find((k) => this.#peers.get(k)?.outbound !== true && ranked.indexOf(k) >= P.Dscore);
+          if (drop === undefined) break;
+          keep.delete(drop);
+          keep.add(id);
+        }
+      }
+      for (const id of [...t.mesh]) if (!keep.has(id)) this.#prune(t, id, now, P.pruneBackoffMs);
+    }
+    if (t.mesh.size >= P.Dlo) {
+      const have = [...t.mesh].filter((id) => this.#peers.get(id)?.outbound === true).length;
+      if (have < P.Dout) {
+        const add = this.#shuffle([...t.peers].filter((id) => !t.mesh.has(id) && this.#peers.get(id)?.outbound === true && this.#meshable(t, id, now)));
+        for (const id of add.slice(0, P.Dout - have)) this.#graft(t, id, now);
+      }
+    }
+    // Opportunistic grafting: a mesh of poor peers takes on better ones.
+    if (P.opportunisticGraftTicks > 0 && this.#heartbeats % P.opportunisticGraftTicks === 0 && t.mesh.size > 1) {
+      const scores = [...t.mesh].map((id) => this.#score(id)).sort((a, b) => a - b);
+      const median = scores[Math.floor(scores.length / 2)]!;
+      if (median < P.opportunisticGraftScore) {
+        const better = this.#shuffle([...t.peers].filter((id) => !t.mesh.has(id) && this.#meshable(t, id, now) && this.#score(id) > median));
+        for (const id of better.slice(0, P.opportunisticGraftPeers)) this.#graft(t, id, now);
+      }
+    }
+  }
+
+  /** IHAVE with the recent ids to D_lazy (or gossipFactor of the) peers outside the mesh and fanout. */
+  #emitGossip(t: TopicState): void {
+    const ids = this.#mcache.gossipIds(t.spec.name, MAX_CONTROL_IDS);
+    if (ids.length === 0) return;
+    const inner = t.subscribed ? t.mesh : (t.fanout ?? new Set());
+    const eligible = [...t.peers].filter((id) => !inner.has(id) && this.#score(id) >= this.params.gossipMinScore);
+    const n = Math.max(this.params.Dlazy, Math.floor(eligible.length * this.params.gossipFactor));
+    for (const id of this.#shuffle(eligible).slice(0, n)) {
+      const p = this.#peers.get(id)!;
+      for (const mid of this.#shuffle(ids).slice(0, this.params.maxIHaveLength)) this.#addIHave(p, t.spec.name, mid);
+    }
+  }
+
+  // ================================================================ internals: helpers
+
+  #topic(name: string): TopicState {
+    let t = this.#topics.get(name);
+    if (t === undefined) {
+      const spec = this.topics.get(name);
+      if (spec === undefined) throw new PqnetError('GOSSIP_UNKNOWN_TOPIC', `topic ${JSON.stringify(name)} is not registered`);
+      t = { spec, mesh: new Set(), fanout: undefined, fanoutLastPublish: 0, subscribed: false, peers: new Set(), backoff: new Map(), published: 0, sent: 0, announced: 0, received: zeroOutcomes() };
+      this.#topics.set(name, t);
+    }
+    return t;
+  }
+
+  /** The greylist rule: no items or control to or from a peer below the greylist score. */
+  #listening(peerId: string): boolean {
+    return this.#peers.has(peerId) && this.#score(peerId) >= this.params.greylistScore;
+  }
+
+  #bucket(m: Map<string, TokenBucket>, spec: TopicSpec, now: number, margin = 1): TokenBucket {
+    let b = m.get(spec.name);
+    if (b === undefined) m.set(spec.name, (b = new TokenBucket(((spec.rate.count * 1000) / spec.rate.perMs) * margin, Math.max(1, spec.rate.burst * margin), now)));
+    return b;
+  }
+
+  #addIHave(p: PeerState, topic: string, id: Uint8Array): void {
+    const c = this.#ctl(p);
+    let entry = c.ihave.find(([name]) => name === topic);
+    if (entry === undefined) c.ihave.push((entry = [topic, []]));
+    if (entry[1].length < MAX_CONTROL_IDS) entry[1].push(id);
+  }
+
+  #ctl(p: PeerState): Control {
+    this.#dirty.add(p);
+    return (p.control ??= emptyControl());
+  }
+
+  #penalize(peer: string, reason: Reason, detail: string): void {
+    this.#out.push({ type: 'penalize', peer, reason, detail, times: 1 });
+  }
+
+  #count(t: TopicState | undefined, outcome: ItemOutcome): GossipAction[] {
+    if (t !== undefined) t.received[outcome]++;
+    return this.#take();
+  }
+
+  #shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = uniformInt(this.#random, i + 1);
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a;
+  }
+
+  /** The actions so far, with each peer's pending control as one message. */
+  #take(): GossipAction[] {
+    for (const p of this.#dirty) {
+      const c = p.control;
+      p.control = undefined;
+      if (c === undefined || isEmptyControl(c) || !this.#peers.has(p.id)) continue;
+      if (c.ihave.length > 0) this.#control.ihave[0]++;
+      if (c.iwant.length > 0) this.#control.iwant[0]++;
+      this.#control.idontwant[0] += c.idontwant.length;
+      for (const [, ids] of c.ihave) if (ids.length > MAX_CONTROL_IDS) ids.length = MAX_CONTROL_IDS;
+      if (c.iwant.length > MAX_CONTROL_IDS) c.iwant.length = MAX_CONTROL_IDS;
+      if (c.idontwant.length > MAX_CONTROL_IDS) c.idontwant.length = MAX_CONTROL_IDS;
+      this.#out.push({ type: 'control', peer: p.id, control: c });
+    }
+    this.#dirty.clear();
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+}
+
+/** A uniform integer in [0, n) from `random` (n < 2^32). */
+export function uniformInt(random: Random, n: number): number {
+  if (n <= 1) return 0;
+  const limit = Math.floor(0x1_0000_0000 / n) * n;
+  for (;;) {
+    const b = random.bytes(4);
+    const x = ((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!;
+    if (x < limit) return x % n;
+  }
+}
