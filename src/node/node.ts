@@ -443,10 +443,15 @@ export class Node extends EventEmitter<NodeEvents> {
     return p === undefined ? undefined : this.#info(p);
   }
 
-  /** Score a peer for something the layers above judged (invalid block, useful answer...). */
-  penalize(peerId: string, reason: Reason, detail = ''): void {
+  /** Score a peer for something the layers above judged (invalid block, useful answer...); `times` scales the reason's penalty. */
+  penalize(peerId: string, reason: Reason, detail = '', times = 1): void {
     const p = this.#byPeerId(peerId);
-    if (p !== undefined) this.#offense(p, reason, detail);
+    if (p !== undefined) this.#offense(p, reason, detail, times);
+  }
+
+  /** The peer's score now (neutral for a peer never scored). */
+  score(peerId: string): number {
+    return this.#scores.score(peerId, this.#clock.now());
   }
 
   reward(peerId: string, points: number): void {
@@ -827,17 +832,17 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ---- Internals: scores, lifecycle ----
 
-  #offense(peer: Peer, reason: Reason, detail: string): void {
+  #offense(peer: Peer, reason: Reason, detail: string, times = 1): void {
     const pid = peer.peerId?.toString();
     this.#count(this.#offenses, reason);
     this.emit('peer:offense', this.#info(peer), reason, detail);
-    if (pid !== undefined) this.#score(peer, pid, reason);
+    if (pid !== undefined) this.#score(peer, pid, reason, times);
   }
 
-  /** Apply `reason`'s penalty to `pid`; a score that falls below the ban line bans it. */
-  #score(peer: Peer, pid: string, reason: Reason): void {
-    if (Reasons[reason].penalty === 0) return;
-    const change = this.#scores.penalize(pid, reason, this.#clock.now());
+  /** Apply `reason`'s penalty (`times` over) to `pid`; a score that falls below the ban line bans it. */
+  #score(peer: Peer, pid: string, reason: Reason, times = 1): void {
+    if (Reasons[reason].penalty === 0 || times <= 0) return;
+    const change = this.#scores.penalize(pid, reason, this.#clock.now(), times);
     if (change.crossed && change.status === 'banned') this.#banForScore(peer, pid, reason);
   }
 
