@@ -43,7 +43,7 @@ test('gossip over TCP: a peer pushing invalid items is penalised by the validato
   const t = testNodes();
   try {
     const { gossip, nodes } = await line(t, ['v', 'spam']);
-    gossip[0]!.setValidator('txs', async (payload) => (payload[0] === 0xff ? 'reject' : 'accept'));
+    gossip[0]!.setValidator('txs', (payload) => Promise.resolve(payload[0] === 0xff ? 'reject' : 'accept'));
     for (const g of gossip) g.subscribe('txs');
     const spammer = nodes[1]!;
     await until(() => gossip[0]!.router.topicPeers('txs').length === 1, 'subscription', 2_000);
