@@ -48,3 +48,15 @@ function concatTwo(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(b, a.length);
   return out;
 }
+
+/** A uniform integer in [0, n) from `random` (rejection sampling, no modulo bias; 1 <= n <= 2^32). */
+export function uniformInt(random: Random, n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new RangeError(`uniformInt: bad range ${n}`);
+  if (n === 1) return 0;
+  const limit = 2 ** 32 - (2 ** 32 % n);
+  for (;;) {
+    const b = random.bytes(4);
+    const x = ((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!;
+    if (x < limit) return x % n;
+  }
+}

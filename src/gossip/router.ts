@@ -16,7 +16,7 @@
  * greylist score are neither forwarded to nor listened to.
  */
 import { PqnetError, type Reason } from '../core/errors.ts';
-import { systemRandom, type Random } from '../core/random.ts';
+import { systemRandom, uniformInt, type Random } from '../core/random.ts';
 import { TtlMap } from '../core/seen.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import { NEUTRAL } from '../peer/score.ts';
@@ -762,16 +762,5 @@ export class GossipRouter {
     const out = this.#out;
     this.#out = [];
     return out;
-  }
-}
-
-/** A uniform integer in [0, n) from `random` (n < 2^32). */
-export function uniformInt(random: Random, n: number): number {
-  if (n <= 1) return 0;
-  const limit = Math.floor(0x1_0000_0000 / n) * n;
-  for (;;) {
-    const b = random.bytes(4);
-    const x = ((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!;
-    if (x < limit) return x % n;
   }
 }
