@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Registry } from 'prom-client';
 import { SystemClock } from '../../src/core/clock.ts';
 import { GOSSIP_PROTOCOL, gossipMessages } from '../../src/gossip/messages.ts';
 import { Gossip, type GossipMessage } from '../../src/node/gossip.ts';
+import { addGossipMetrics } from '../../src/node/gossip-metrics.ts';
 import type { Node } from '../../src/node/node.ts';
 import { testNodes, until } from './_nodes.ts';
 
@@ -25,9 +27,17 @@ test('gossip over TCP: an item published at one end of a line reaches every node
     const { gossip, got, nodes } = await line(t, ['a', 'b', 'c', 'd']);
     for (const g of gossip) g.subscribe('txs');
     await until(() => gossip.every((g) => g.router.meshPeers('txs').length >= 1) && gossip[1]!.router.meshPeers('txs').length === 2, 'mesh', 2_000);
+    const registry = new Registry();
+    const metrics = addGossipMetrics(gossip[1]!, registry);
     const item = new TextEncoder().encode('hello gossip');
     const id = gossip[0]!.publish('txs', item);
     await until(() => got.slice(1).every((g) => g.length === 1), 'delivery', 2_000);
+    const text = await registry.metrics();
+    metrics.close();
+    assert.match(text, /p2p_gossip_messages_total\{topic="txs",outcome="accepted"\} 1\n/);
+    assert.match(text, /p2p_gossip_peers\{topic="txs",kind="mesh"\} 2\n/);
+    assert.match(text, /p2p_gossip_fanout_count\{topic="txs"\} 1\n/, 'b forwarded the item once');
+    assert.match(text, /p2p_gossip_delivery_seconds_count\{topic="txs"\} 1\n/);
     assert.equal(got[0]!.length, 0, 'the publisher is not delivered its own item');
     for (let i = 1; i < 4; i++) {
       assert.deepEqual(got[i]![0]!.payload, item);
