@@ -21,7 +21,7 @@ import { TtlMap } from '../core/seen.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import { NEUTRAL } from '../peer/score.ts';
 import { MessageCache } from './mcache.ts';
-import { emptyControl, isEmptyControl, MAX_BACKOFF_S, MAX_CONTROL_IDS, type Control } from './messages.ts';
+import { emptyControl, isEmptyControl, MAX_BACKOFF_S, MAX_CONTROL_IDS, MAX_CONTROL_TOPICS, type Control } from './messages.ts';
 import { TopicScores, type TopicScore } from './scores.ts';
 import { TopicTable, type TopicSpec } from './topics.ts';
 import { DEFAULT_GOSSIP_PARAMS, checkParams, type GossipParams } from './params.ts';
@@ -109,12 +109,17 @@ interface TopicState {
 }
 
 interface SeenRecord {
-  readonly topic: string;
   readonly firstAt: number;
-  readonly from: string | undefined;
   status: 'pending' | 'accepted' | 'ignored' | 'rejected';
+}
+
+/** An item waiting for its validator. */
+interface Validating {
+  readonly topic: string;
+  readonly from: string;
   readonly id: Uint8Array;
-  payload: Uint8Array | undefined;
+  readonly payload: Uint8Array;
+  readonly firstAt: number;
   /** Peers that offered it by IHAVE before it arrived: they have it, so it is not forwarded to them. */
   readonly haves: readonly string[];
 }
@@ -159,7 +164,7 @@ export class GossipRouter {
   #out: GossipAction[] = [];
   /** Peers with control waiting for the end of the current input. */
   readonly #dirty = new Set<PeerState>();
-  #pendingValidations = 0;
+  readonly #validating = new Map<string, Validating>();
   #nextHeartbeat: number | undefined;
   #heartbeats = 0;
   #brokenPromises = 0;
@@ -214,12 +219,13 @@ export class GossipRouter {
   subscribe(topic: string, now: number): GossipAction[] {
     const t = this.#topic(topic);
     if (t.subscribed) return [];
+    if ([...this.#topics.values()].filter((x) => x.subscribed).length >= MAX_CONTROL_TOPICS) throw new PqnetError('INVALID_ARGUMENT', `at most ${MAX_CONTROL_TOPICS} topics can be subscribed at once`);
     t.subscribed = true;
     for (const p of this.#peers.values()) this.#ctl(p).sub.push(topic);
     // Fanout peers first (they already get our items), then random others.
     const candidates = [...(t.fanout ?? [])].filter((id) => this.#meshable(t, id, now));
     const others = this.#shuffle([...t.peers].filter((id) => !candidates.includes(id) && this.#meshable(t, id, now)));
-    for (const id of [...candidates, ...others].slice(0, this.params.D)) this.#graft(t, id, now);
+    if (!this.params.flood) for (const id of [...candidates, ...others].slice(0, this.params.D)) this.#graft(t, id, now);
     t.fanout = undefined;
     return this.#take();
   }
@@ -251,7 +257,7 @@ export class GossipRouter {
     const id = this.topics.msgId(spec, payload);
     const key = idKey(id);
     if (this.#seen.has(key, now)) throw new PqnetError('GOSSIP_DUPLICATE', `${topic}: item ${key} already seen`);
-    this.#seen.set(key, { topic, firstAt: now, from: undefined, status: 'accepted', id, payload, haves: [] }, now);
+    this.#seen.set(key, { firstAt: now, status: 'accepted' }, now);
     this.#mcache.put(key, id, topic, payload);
     t.published++;
     let targets: string[];
@@ -293,46 +299,42 @@ export class GossipRouter {
     }
     const rec = this.#seen.get(key, now);
     if (rec !== undefined) return this.#duplicate(t, rec, from, now);
-    if (this.#pendingValidations >= this.params.maxPendingValidations) return this.#count(t, 'throttled');
+    if (this.#validating.size >= this.params.maxPendingValidations) return this.#count(t, 'throttled');
     this.#wanted.delete(key);
     const haves = solicited === undefined ? [] : [solicited.peer, ...solicited.alternates];
-    this.#seen.set(key, { topic, firstAt: now, from, status: 'pending', id, payload, haves }, now);
+    this.#seen.set(key, { firstAt: now, status: 'pending' }, now);
+    this.#validating.set(key, { topic, from, id, payload, firstAt: now, haves });
     if (payload.length >= t.spec.idontwantMinBytes) {
       for (const m of t.mesh) if (m !== from) this.#ctl(this.#peers.get(m)!).idontwant.push(id);
     }
-    this.#pendingValidations++;
     this.#out.push({ type: 'validate', key, topic, id, payload, from });
     return this.#take();
   }
 
   /** The validator's verdict on an item `onItem` asked about. */
   validated(key: string, outcome: Validation, now: number): GossipAction[] {
+    const v = this.#validating.get(key);
+    if (v === undefined) return [];
+    this.#validating.delete(key);
+    const t = this.#topic(v.topic);
     const rec = this.#seen.get(key, now);
-    if (rec?.status !== 'pending' || rec.from === undefined) return [];
-    this.#pendingValidations--;
-    const t = this.#topic(rec.topic);
-    const from = rec.from;
-    const payload = rec.payload!;
+    const status = outcome === 'accept' ? 'accepted' : outcome === 'ignore' ? 'ignored' : 'rejected';
+    // The seen entry may have expired while the validator ran: it comes back, so a late copy is still a duplicate.
+    if (rec !== undefined) rec.status = status;
+    else this.#seen.set(key, { firstAt: v.firstAt, status }, now);
     if (outcome === 'reject') {
-      rec.status = 'rejected';
-      rec.payload = undefined;
-      this.#invalid(t, from);
+      this.#invalid(t, v.from);
       return this.#count(t, 'rejected');
     }
-    if (outcome === 'ignore') {
-      rec.status = 'ignored';
-      rec.payload = undefined;
-      return this.#count(t, 'ignored');
-    }
-    rec.status = 'accepted';
-    rec.payload = undefined;
+    if (outcome === 'ignore') return this.#count(t, 'ignored');
     t.received.accepted++;
-    this.#scores.firstDelivery(from, t.spec.name, t.spec.score);
-    if (t.mesh.has(from)) this.#scores.counters(from, t.spec.name).meshDeliveries++;
-    this.#mcache.put(key, rec.id, t.spec.name, payload);
-    this.#out.push({ type: 'deliver', topic: t.spec.name, id: rec.id, payload, from, receivedAt: rec.firstAt });
+    this.#scores.firstDelivery(v.from, t.spec.name, t.spec.score);
+    if (t.mesh.has(v.from)) this.#scores.counters(v.from, t.spec.name).meshDeliveries++;
+    this.#mcache.put(key, v.id, t.spec.name, v.payload);
+    this.#out.push({ type: 'deliver', topic: t.spec.name, id: v.id, payload: v.payload, from: v.from, receivedAt: v.firstAt });
+    if (!t.subscribed) return this.#take();
     const targets = this.params.flood ? [...t.peers] : [...t.mesh];
-    this.#send(t, key, rec.id, payload, targets.filter((id) => id !== from && !rec.haves.includes(id)), now);
+    this.#send(t, key, v.id, v.payload, targets.filter((id) => id !== v.from && !v.haves.includes(id)), now);
     return this.#take();
   }
 
@@ -361,12 +363,15 @@ export class GossipRouter {
   }
 
   tick(now: number): GossipAction[] {
+    const broken = new Map<string, number>();
     for (const [key, w] of this.#wanted) {
       if (w.deadline > now) continue;
       this.#brokenPromises++;
-      this.#penalize(w.peer, 'GOSSIP_BROKEN_PROMISE', `${w.topic}: IWANT ${key.slice(0, 16)} not answered`);
+      broken.set(w.peer, (broken.get(w.peer) ?? 0) + 1);
       this.#askNext(key, w, now);
     }
+    // One penalty per peer and tick, however many items it failed to deliver (a full queue loses many at once).
+    for (const [peer, n] of broken) this.#penalize(peer, 'GOSSIP_BROKEN_PROMISE', `${n} item(s) offered by IHAVE not delivered after IWANT`);
     if (this.#nextHeartbeat !== undefined && now >= this.#nextHeartbeat) {
       this.#heartbeat(now);
       this.#nextHeartbeat = this.#peers.size > 0 || [...this.#topics.values()].some((t) => t.subscribed) ? now + this.params.heartbeatMs : undefined;
@@ -406,7 +411,7 @@ export class GossipRouter {
       topics,
       control: { graft: pair(c.graft), prune: pair(c.prune), ihave: pair(c.ihave), iwant: pair(c.iwant), idontwant: pair(c.idontwant) },
       brokenPromises: this.#brokenPromises,
-      pendingValidations: this.#pendingValidations,
+      pendingValidations: this.#validating.size,
       wanted: this.#wanted.size,
       seen: this.#seen.size,
       cached: this.#mcache.size,
@@ -544,7 +549,7 @@ export class GossipRouter {
     const t = this.#topics.get(topic);
     if (t === undefined) return;
     this.#leaveMesh(t, p.id);
-    t.backoff.set(p.id, now + Math.max(this.params.pruneBackoffMs, Math.min(backoffS, MAX_BACKOFF_S) * 1000));
+    t.backoff.set(p.id, now + (backoffS > 0 ? Math.min(backoffS, MAX_BACKOFF_S) * 1000 : this.params.pruneBackoffMs));
   }
 
   #graft(t: TopicState, peerId: string, now: number): void {

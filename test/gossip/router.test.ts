@@ -340,3 +340,50 @@ test('a peer that leaves is dropped from meshes and its IWANT promises go to the
   assert.ok(net.receivers(item).has('n1'));
   assert.ok(!net.get('n1').meshPeers('txs').includes('n0'));
 });
+
+test('a verdict that comes after the seen entry expired still frees its validation slot and settles the item', () => {
+  const net = fullNet(2, { seenTtlMs: 1_000 });
+  net.subscribe('txs');
+  const r = net.get('n0');
+  const actions = r.onItem('n1', 'txs', payloadOf(1), 0);
+  const v = actions.find((a) => a.type === 'validate');
+  assert.ok(v !== undefined && v.type === 'validate');
+  assert.equal(r.stats().pendingValidations, 1);
+  const out = r.validated(v.key, 'accept', 5_000);
+  assert.equal(r.stats().pendingValidations, 0);
+  assert.ok(out.some((a) => a.type === 'deliver'));
+  // And the item is known again: a late copy is a duplicate, not validated anew.
+  assert.ok(!r.onItem('n1', 'txs', payloadOf(1), 5_001).some((a) => a.type === 'validate'));
+});
+
+test('broken promises of one peer in one tick cost one penalty', () => {
+  const net = fullNet(2, { floodPublish: false });
+  net.subscribe('txs');
+  net.silent.add('n1');
+  const ids = [1, 2, 3, 4, 5].map((i) => net.get('n1').publish('txs', payloadOf(i), net.now).id);
+  net.injectControl('n1', 'n0', { ihave: [['txs', ids]] });
+  net.advance(3_100);
+  assert.equal(net.penalties.filter((p) => p.reason === 'GOSSIP_BROKEN_PROMISE').length, 1);
+  assert.equal(net.get('n0').stats().brokenPromises, 5);
+});
+
+test('a PRUNE backoff is honoured as the peer gave it', () => {
+  const net = fullNet(2);
+  net.subscribe('txs');
+  net.advance(2_000);
+  net.injectControl('n1', 'n0', { prune: [['txs', 10]] });
+  net.advance(11_000, 1_000);
+  assert.ok(net.get('n0').meshPeers('txs').includes('n1'), 'grafted again after 10 s');
+});
+
+test('flood mode sends no GRAFT, and subscriptions are capped at what one control message carries', () => {
+  const net = fullNet(3, { flood: true });
+  net.subscribe('txs');
+  assert.equal(net.controls((c) => c.control.graft.length > 0).length, 0);
+  const t = new TopicTable();
+  for (let i = 0; i < 70; i++) t.define(`t${i}`);
+  const capped = new RouterNet({}, () => t);
+  const r = capped.add('x');
+  for (let i = 0; i < 64; i++) r.subscribe(`t${i}`, 0);
+  assert.throws(() => r.subscribe('t64', 0), (e) => isPqnetError(e) && e.code === 'INVALID_ARGUMENT');
+});
