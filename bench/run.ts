@@ -1,5 +1,5 @@
 /**
- * Benchmark dispatcher: `node bench/run.ts handshake|channel|frames|mux|conn-memory|api|devchain|compact|state-sync|sync|gossip-tcp|all [--quick] [--only=<impl>]`
+ * Benchmark dispatcher: `node bench/run.ts handshake|channel|frames|mux|conn-memory|api|devchain|compact|state-sync|sync|gossip|gossip-tcp|all [--quick] [--only=<impl>]`
  * (or `npm run bench -- <name> [--quick]`). Figures are JSON lines on stdout,
  * progress on stderr.
  */
@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<{ main: (o: BenchOptions) => Promise
   compact: () => import('./compact.ts'),
   'state-sync': () => import('./state-sync.ts'),
   sync: () => import('./sync.ts'),
+  gossip: () => import('./gossip.ts'),
   'gossip-tcp': () => import('./gossip-tcp.ts'),
 };
 
