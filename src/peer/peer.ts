@@ -176,7 +176,11 @@ export class Peer extends EventEmitter<PeerEvents> {
     });
     this.#startedAt = now;
     const l = this.#ctx.local;
-    conn.send(Hello, [PEER_PROTOCOL_VERSION, l.chainId, l.height(), l.capabilities, this.#ctx.clock.wallNow()]).catch(() => undefined);
+    // Timestamps are whole milliseconds on the wire; a clock may give fractions (the simulator's does).
+    conn.send(Hello, [PEER_PROTOCOL_VERSION, l.chainId, l.height(), l.capabilities, Math.floor(this.#ctx.clock.wallNow())]).catch((e: unknown) => {
+      // Not silently: a HELLO that cannot go out would otherwise leave the peer waiting for its timeout.
+      this.close(isPqnetError(e) ? e.code : 'INTERNAL', `HELLO not sent: ${(e as Error).message}`);
+    });
     this.#arm();
   }
 
@@ -212,7 +216,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     const status =
       version !== PEER_PROTOCOL_VERSION ? HelloStatus.VERSION_MISMATCH : chainId !== this.#ctx.local.chainId ? HelloStatus.CHAIN_ID_MISMATCH : HelloStatus.OK;
     const conn = this.connection!;
-    const ack = conn.send(HelloAck, [status, this.#ctx.clock.wallNow()]);
+    const ack = conn.send(HelloAck, [status, Math.floor(this.#ctx.clock.wallNow())]);
     if (status !== HelloStatus.OK) {
       this.#refused = true;
       const reason: Reason = status === HelloStatus.VERSION_MISMATCH ? 'HELLO_VERSION_MISMATCH' : 'HELLO_CHAIN_MISMATCH';
