@@ -131,3 +131,39 @@ export class ManualClock implements Clock {
     return this.#timers.length;
   }
 }
+
+/**
+ * One timer armed for the earliest of the deadlines it is given: for an I/O
+ * adapter polling a sans-I/O engine at the engine's next deadline. `arm`
+ * moves the timer earlier, never later (a later deadline waits for the
+ * current one to fire, when the engine is asked again); `clear` disarms it.
+ */
+export class DeadlineTimer {
+  readonly #clock: Clock;
+  readonly #fire: () => void;
+  #timer: TimerHandle | undefined;
+  #at = Infinity;
+
+  constructor(clock: Clock, fire: () => void) {
+    this.#clock = clock;
+    this.#fire = fire;
+  }
+
+  arm(at: number | undefined): void {
+    const when = at ?? Infinity;
+    if (when >= this.#at) return;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#at = when;
+    this.#timer = this.#clock.setTimer(Math.max(0, Math.ceil(when - this.#clock.now())), () => {
+      this.#timer = undefined;
+      this.#at = Infinity;
+      this.#fire();
+    });
+  }
+
+  clear(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#at = Infinity;
+  }
+}

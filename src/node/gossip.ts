@@ -11,7 +11,7 @@
  * so the greylist rule and mesh choices follow the node's one score.
  */
 import { EventEmitter } from 'node:events';
-import type { Clock, TimerHandle } from '../core/clock.ts';
+import { DeadlineTimer, type Clock } from '../core/clock.ts';
 import { PqnetError } from '../core/errors.ts';
 import type { Random } from '../core/random.ts';
 import { GOSSIP_PROTOCOL, gossipMessages, controlFromWire, controlToWire, type GossipItem } from '../gossip/messages.ts';
@@ -56,14 +56,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly #node: Node;
   readonly #clock: Clock;
   readonly #validators = new Map<string, Validator>();
-  #timer: TimerHandle | undefined;
-  #timerAt = Infinity;
+  readonly #timer: DeadlineTimer;
   #running = true;
 
   constructor(node: Node, clock: Clock, options: GossipOptions = {}) {
     super();
     this.#node = node;
     this.#clock = clock;
+    this.#timer = new DeadlineTimer(clock, () => {
+      if (this.#running) this.#run(this.router.tick(this.#clock.now()));
+    });
     this.router = new GossipRouter({
       params: options.params,
       topics: options.topics,
@@ -124,9 +126,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /** Stop: messages are ignored and no timer is left. Idempotent. */
   stop(): void {
     this.#running = false;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
+    this.#timer.clear();
   }
 
   #on<T>(type: MessageType<T>, fn: (peer: string, value: T) => GossipAction[]): void {
@@ -143,20 +143,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   #run(actions: GossipAction[]): void {
     for (const a of actions) this.#act(a);
-    this.#arm();
-  }
-
-  #arm(): void {
-    if (!this.#running) return;
-    const when = this.router.nextDeadline() ?? Infinity;
-    if (when >= this.#timerAt) return;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timerAt = when;
-    this.#timer = this.#clock.setTimer(Math.max(0, Math.ceil(when - this.#clock.now())), () => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      if (this.#running) this.#run(this.router.tick(this.#clock.now()));
-    });
+    if (this.#running) this.#timer.arm(this.router.nextDeadline());
   }
 
   #act(a: GossipAction): void {

@@ -15,7 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ChainAdapter, ChainHeader, ChainTx, Hash, ImportResult } from '../chain/adapter.ts';
-import type { Clock, TimerHandle } from '../core/clock.ts';
+import { DeadlineTimer, type Clock } from '../core/clock.ts';
 import type { Random } from '../core/random.ts';
 import { Mempool, type MempoolOptions, type MempoolStats } from '../sync/mempool.ts';
 import { SYNC_PROTOCOL } from '../sync/messages.ts';
@@ -61,8 +61,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   readonly #node: Node;
   readonly #clock: Clock;
   readonly #onBlockAnnounced: RelayOptions['onBlockAnnounced'];
-  #timer: TimerHandle | undefined;
-  #timerAt = Infinity;
+  readonly #timer: DeadlineTimer;
   #running = true;
   #pumpQueued = false;
 
@@ -72,6 +71,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.chain = chain;
     this.#clock = clock;
     this.#onBlockAnnounced = options.onBlockAnnounced;
+    this.#timer = new DeadlineTimer(clock, () => this.#pump());
     this.messages = relayMessages(chain.limits);
     this.mempool = new Mempool(chain, options.mempool);
     this.engine = new RelayEngine(chain, this.mempool, options.engine, options.random);
@@ -134,9 +134,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   /** Stop relaying: messages are ignored and no timer is left. Idempotent. */
   stop(): void {
     this.#running = false;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
+    this.#timer.clear();
   }
 
   #on<T>(type: MessageType<T>, fn: (peer: string, value: T) => void): void {
@@ -169,20 +167,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     if (!this.#running) return;
     const now = this.#clock.now();
     for (const a of this.engine.poll(now)) this.#act(a);
-    this.#arm(this.engine.nextDeadline(this.#clock.now()));
-  }
-
-  #arm(at: number | undefined): void {
-    if (!this.#running) return;
-    const when = at ?? Infinity;
-    if (when >= this.#timerAt) return;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timerAt = when;
-    this.#timer = this.#clock.setTimer(Math.max(0, Math.ceil(when - this.#clock.now())), () => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.#pump();
-    });
+    if (this.#running) this.#timer.arm(this.engine.nextDeadline(this.#clock.now()));
   }
 
   #act(a: RelayAction): void {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ManualClock, SystemClock } from '../../src/core/clock.ts';
+import { DeadlineTimer, ManualClock, SystemClock } from '../../src/core/clock.ts';
 
 describe('ManualClock', () => {
   test('starts at the given time; wallNow is epoch + now', () => {
@@ -179,4 +179,21 @@ describe('SystemClock', () => {
     assert.ok(Number.isInteger(w));
     assert.ok(w > Date.UTC(2024, 0, 1));
   });
+});
+
+test('DeadlineTimer fires once at the earliest deadline it was given, and clear disarms it', () => {
+  const clock = new ManualClock();
+  const fired: number[] = [];
+  const t = new DeadlineTimer(clock, () => fired.push(clock.now()));
+  t.arm(100);
+  t.arm(300); // later: ignored until the first fires
+  t.arm(50); // earlier: moves the timer
+  t.arm(undefined);
+  clock.advance(1_000);
+  assert.deepEqual(fired, [50]);
+  t.arm(clock.now() + 10);
+  t.clear();
+  clock.advance(1_000);
+  assert.deepEqual(fired, [50]);
+  assert.equal(clock.pendingTimers(), 0);
 });
