@@ -692,7 +692,9 @@ export class GossipRouter {
     const n = Math.max(this.params.Dlazy, Math.floor(eligible.length * this.params.gossipFactor));
     for (const id of this.#shuffle(eligible).slice(0, n)) {
       const p = this.#peers.get(id)!;
-      for (const mid of this.#shuffle(ids).slice(0, this.params.maxIHaveLength)) this.#addIHave(p, t.spec.name, mid);
+      // A random subset only when there are more ids than one IHAVE may carry.
+      const offer = ids.length > this.params.maxIHaveLength ? this.#shuffle([...ids]).slice(0, this.params.maxIHaveLength) : ids;
+      for (const mid of offer) this.#addIHave(p, t.spec.name, mid);
     }
   }
 
