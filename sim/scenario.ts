@@ -77,6 +77,11 @@ export interface GossipScenarioResult {
   readonly targetP99Ms: number;
   readonly amplification: number;
   readonly bytesWritten: number;
+  /**
+   * Where the bytes went, per receipt: items sent (pushes and IWANT answers),
+   * duplicates received, ids announced by IHAVE, and control messages.
+   */
+  readonly perReceipt: { readonly itemsSent: number; readonly duplicates: number; readonly ihaveIds: number; readonly controlMessages: number };
   readonly mesh: { readonly min: number; readonly median: number; readonly max: number };
   readonly connections: number;
   /** Spammer links to honest nodes, and how many of them honest nodes closed, and when (ms after the spam began). */
@@ -183,6 +188,7 @@ export async function runGossipScenario(s: GossipScenario): Promise<GossipScenar
     const honest = nodes.filter((n) => n.role === 'honest');
     net.resetStats();
     clock.resetCounters();
+    const before = honestTraffic(nodes);
     const payloadRng = new SeededRandom(`${s.seed}/payloads`);
     for (let k = 0; k < s.messages; k++) {
       const at = s.warmupMs + (k * 1000) / s.ratePerSecond;
@@ -200,6 +206,7 @@ export async function runGossipScenario(s: GossipScenario): Promise<GossipScenar
     await clock.run(end);
     const written = net.stats().bytesWritten;
     const events = clock.eventsFired;
+    const traffic = honestTraffic(nodes).map((v, i) => v - before[i]!);
 
     const connections = nodes.reduce((a, n) => a + n.node.peers().filter((p) => p.state === 'active').length, 0) / 2;
     const mesh = honest.map((n) => n.gossip.router.meshPeers(TOPIC).length).sort((a, b) => a - b);
@@ -223,6 +230,12 @@ export async function runGossipScenario(s: GossipScenario): Promise<GossipScenar
       targetP99Ms: round(200 + diameterMs),
       amplification: round(written / (s.messageBytes * receipts), 3),
       bytesWritten: written,
+      perReceipt: {
+        itemsSent: round(traffic[0]! / receipts, 3),
+        duplicates: round(traffic[1]! / receipts, 3),
+        ihaveIds: round(traffic[2]! / receipts, 3),
+        controlMessages: round(traffic[3]! / receipts, 3),
+      },
       mesh: { min: mesh[0] ?? 0, median: mesh[Math.floor(mesh.length / 2)] ?? 0, max: mesh.at(-1) ?? 0 },
       connections,
       spam: { links: spamLinks.size, closed: closes.length, lastCloseMs: round(Math.max(0, ...closes)) },
@@ -235,6 +248,23 @@ export async function runGossipScenario(s: GossipScenario): Promise<GossipScenar
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Router counters summed over the non-spammer nodes: [items sent, duplicates received, ids announced, control messages sent]. */
+function honestTraffic(nodes: readonly SimNode[]): number[] {
+  const sum = [0, 0, 0, 0];
+  for (const n of nodes) {
+    if (n.role === 'spammer') continue;
+    const st = n.gossip.router.stats();
+    const t = st.topics[TOPIC];
+    if (t !== undefined) {
+      sum[0]! += t.sent;
+      sum[1]! += t.received.duplicate;
+    }
+    sum[2]! += st.ihaveIds;
+    for (const c of Object.values(st.control)) sum[3]! += c.sent;
+  }
+  return sum;
 }
 
 function assignRoles(s: GossipScenario, rng: SeededRandom): SimNode['role'][] {

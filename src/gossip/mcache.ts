@@ -12,6 +12,12 @@ export interface CachedItem {
   readonly payload: Uint8Array;
   /** IWANT answers given per peer (bounded by the router's retransmission limit). */
   readonly served: Map<string, number>;
+  /**
+   * Peers known to have it (they sent or announced it to us) or that we sent
+   * or offered it to: IHAVE gossip skips them, since offering them the id
+   * again is wasted bytes.
+   */
+  readonly holders: Set<string>;
 }
 
 export class MessageCache {
@@ -32,7 +38,7 @@ export class MessageCache {
 
   put(key: string, id: Uint8Array, topic: string, payload: Uint8Array): void {
     if (this.#items.has(key)) return;
-    this.#items.set(key, { key, id, topic, payload, served: new Map() });
+    this.#items.set(key, { key, id, topic, payload, served: new Map(), holders: new Set() });
     this.#windows[0]!.push(key);
   }
 
@@ -40,14 +46,14 @@ export class MessageCache {
     return this.#items.get(key);
   }
 
-  /** Ids to offer by IHAVE for `topic`, newest window first, at most `max`. */
-  gossipIds(topic: string, max: number): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  /** Items to offer by IHAVE for `topic`, newest window first, at most `max`. */
+  gossipItems(topic: string, max: number): CachedItem[] {
+    const out: CachedItem[] = [];
     for (let w = 0; w < this.#gossip && out.length < max; w++) {
       for (const k of this.#windows[w]!) {
         const it = this.#items.get(k);
         if (it !== undefined && it.topic === topic) {
-          out.push(it.id);
+          out.push(it);
           if (out.length >= max) break;
         }
       }

@@ -4,15 +4,15 @@
  * class, so a vote never waits behind a block; control travels on the gossip
  * channel.
  *
- *   0x0140 CONTROL      gossip        [sub, unsub, graft, prune, ihave, iwant, idontwant]
+ *   0x0140 CONTROL      gossip        [sub, unsub, graft, prune, ihave, iwant, idontwant, choke, unchoke]
  *   0x0141 MSG_CONSENSUS consensus    [topic, payload]
  *   0x0142 MSG_GOSSIP   gossip        [topic, payload]
  *   0x0143 MSG_BLOCKS   blocks        [topic, payload]
  *   0x0144 MSG_TXS      transactions  [topic, payload]
  *   0x0145 MSG_BULK     bulk          [topic, payload]
  *
- * CONTROL fields: sub, unsub, graft: [topic]; prune: [[topic, backoff seconds]];
- * ihave: [[topic, [id]]]; iwant, idontwant: [id]. Every field is present
+ * CONTROL fields: sub, unsub, graft, choke, unchoke: [topic]; prune: [[topic,
+ * backoff seconds]]; ihave: [[topic, [id]]]; iwant, idontwant: [id]. Every field is present
  * (possibly empty) and at least one is not empty.
  */
 import { PqnetError } from '../core/errors.ts';
@@ -40,14 +40,17 @@ export interface Control {
   ihave: [topic: string, ids: Uint8Array[]][];
   iwant: Uint8Array[];
   idontwant: Uint8Array[];
+  /** Mesh topics in which the receiver should announce (IHAVE) instead of pushing to us, and back. */
+  choke: string[];
+  unchoke: string[];
 }
 
 export function emptyControl(): Control {
-  return { sub: [], unsub: [], graft: [], prune: [], ihave: [], iwant: [], idontwant: [] };
+  return { sub: [], unsub: [], graft: [], prune: [], ihave: [], iwant: [], idontwant: [], choke: [], unchoke: [] };
 }
 
 export function isEmptyControl(c: Control): boolean {
-  return c.sub.length + c.unsub.length + c.graft.length + c.prune.length + c.ihave.length + c.iwant.length + c.idontwant.length === 0;
+  return c.sub.length + c.unsub.length + c.graft.length + c.prune.length + c.ihave.length + c.iwant.length + c.idontwant.length + c.choke.length + c.unchoke.length === 0;
 }
 
 const topicName: Schema<string> = {
@@ -70,12 +73,15 @@ const controlTuple = tuple(
   arrayOf(tuple(topicName, arrayOf(msgId, 1, MAX_CONTROL_IDS)), 0, MAX_CONTROL_TOPICS),
   ids,
   ids,
+  topics,
+  topics,
 );
 
 /** The wire form of `Control`: its fields in order. */
 export type ControlWire = [
   sub: string[], unsub: string[], graft: string[], prune: [string, number][],
   ihave: [string, Uint8Array[]][], iwant: Uint8Array[], idontwant: Uint8Array[],
+  choke: string[], unchoke: string[],
 ];
 
 const controlSchema: Schema<ControlWire> = {
@@ -88,18 +94,18 @@ const controlSchema: Schema<ControlWire> = {
 };
 
 export function controlToWire(c: Control): ControlWire {
-  return [c.sub, c.unsub, c.graft, c.prune, c.ihave, c.iwant, c.idontwant];
+  return [c.sub, c.unsub, c.graft, c.prune, c.ihave, c.iwant, c.idontwant, c.choke, c.unchoke];
 }
 
 export function controlFromWire(w: ControlWire): Control {
-  const [sub, unsub, graft, prune, ihave, iwant, idontwant] = w;
-  return { sub, unsub, graft, prune, ihave, iwant, idontwant };
+  const [sub, unsub, graft, prune, ihave, iwant, idontwant, choke, unchoke] = w;
+  return { sub, unsub, graft, prune, ihave, iwant, idontwant, choke, unchoke };
 }
 
 /** CBOR overhead of the item tuple: array head, topic text head + 64 bytes, payload head. */
 const ITEM_OVERHEAD = 1 + 2 + 64 + 5;
 const ID_BYTES = 2 + MAX_MSG_ID_BYTES;
-const CONTROL_MAX_BYTES = 1 + 3 * (3 + MAX_CONTROL_TOPICS * 66) + 3 + MAX_CONTROL_TOPICS * 72 + 3 + MAX_CONTROL_TOPICS * (70 + MAX_CONTROL_IDS * ID_BYTES) + 2 * (3 + MAX_CONTROL_IDS * ID_BYTES);
+const CONTROL_MAX_BYTES = 1 + 5 * (3 + MAX_CONTROL_TOPICS * 66) + 3 + MAX_CONTROL_TOPICS * 72 + 3 + MAX_CONTROL_TOPICS * (70 + MAX_CONTROL_IDS * ID_BYTES) + 2 * (3 + MAX_CONTROL_IDS * ID_BYTES);
 
 const CLASS_CHANNEL: Readonly<Record<Priority, ChannelId>> = {
   consensus: Channel.CONSENSUS,

@@ -16,6 +16,16 @@ export interface GossipParams {
   readonly Dscore: number;
   /** Outbound (dialled by us) members the mesh keeps at least. */
   readonly Dout: number;
+  /**
+   * Choking: mesh members allowed to push items to us; the others are asked
+   * (CHOKE) to announce them by IHAVE instead. 0 turns choking off (every
+   * mesh member pushes, as in GossipSub), as does D_high or more.
+   */
+  readonly Dunchoked: number;
+  /** Items observed between two choke decisions. */
+  readonly chokeWindow: number;
+  /** Every this many heartbeats one random choked member is unchoked to be measured again (0: never). */
+  readonly unchokeExploreTicks: number;
   /** Peers outside the mesh sent IHAVE gossip per heartbeat, at least. */
   readonly Dlazy: number;
   /** ... or this share of the eligible peers, if more. */
@@ -73,6 +83,9 @@ export const DEFAULT_GOSSIP_PARAMS: GossipParams = Object.freeze({
   Dhi: 12,
   Dscore: 4,
   Dout: 2,
+  Dunchoked: 3,
+  chokeWindow: 8,
+  unchokeExploreTicks: 10,
   Dlazy: 6,
   gossipFactor: 0.25,
   heartbeatMs: 1_000,
@@ -108,9 +121,10 @@ export const DEFAULT_GOSSIP_PARAMS: GossipParams = Object.freeze({
  * heartbeat 1 s, fanout TTL 60 s, mcache 5 windows of which 3 are gossiped,
  * seen TTL 120 s, prune backoff 60 s, unsubscribe backoff 10 s, opportunistic
  * grafting every 60 heartbeats, IHAVE limits 10 messages / 5000 ids, IWANT
- * follow-up 3 s, 3 retransmissions, flood publishing on.
+ * follow-up 3 s, 3 retransmissions, flood publishing on; and no choking
+ * (GossipSub has none), the one place pqnet's defaults differ.
  */
-export const GOSSIPSUB_PARAMS: GossipParams = DEFAULT_GOSSIP_PARAMS;
+export const GOSSIPSUB_PARAMS: GossipParams = Object.freeze({ ...DEFAULT_GOSSIP_PARAMS, Dunchoked: 0 });
 
 export function checkParams(p: GossipParams): GossipParams {
   const bad = (what: string): never => {
@@ -119,11 +133,12 @@ export function checkParams(p: GossipParams): GossipParams {
   for (const [k, v] of Object.entries(p)) {
     if (typeof v === 'number' && (!Number.isFinite(v) || v < 0)) bad(`${k} must be a finite number >= 0`);
   }
-  const ints = ['D', 'Dlo', 'Dhi', 'Dscore', 'Dout', 'Dlazy', 'historyLength', 'historyGossip', 'seenMax', 'maxIHaveMessages', 'maxIHaveLength', 'gossipRetransmission', 'maxIDontWant', 'maxPendingValidations', 'maxTopicsPerPeer', 'opportunisticGraftTicks', 'opportunisticGraftPeers'] as const;
+  const ints = ['D', 'Dlo', 'Dhi', 'Dscore', 'Dout', 'Dunchoked', 'chokeWindow', 'unchokeExploreTicks', 'Dlazy', 'historyLength', 'historyGossip', 'seenMax', 'maxIHaveMessages', 'maxIHaveLength', 'gossipRetransmission', 'maxIDontWant', 'maxPendingValidations', 'maxTopicsPerPeer', 'opportunisticGraftTicks', 'opportunisticGraftPeers'] as const;
   for (const k of ints) if (!Number.isInteger(p[k])) bad(`${k} must be an integer`);
   if (!(p.Dlo <= p.D && p.D <= p.Dhi)) bad(`need D_low <= D <= D_high (got ${p.Dlo}, ${p.D}, ${p.Dhi})`);
   if (p.D < 1) bad('D must be at least 1');
   if (p.Dscore > p.D) bad('D_score must be at most D');
+  if (p.chokeWindow < 1) bad('chokeWindow must be at least 1');
   if (p.Dout >= p.Dlo || p.Dout > p.D / 2) bad('D_out must be below D_low and at most D/2');
   if (p.historyGossip > p.historyLength || p.historyLength < 1) bad('need 1 <= historyLength and historyGossip <= historyLength');
   if (p.heartbeatMs < 10) bad('heartbeatMs must be at least 10');

@@ -20,6 +20,7 @@ import { systemRandom, uniformInt, type Random } from '../core/random.ts';
 import { TtlMap } from '../core/seen.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
 import { NEUTRAL } from '../peer/score.ts';
+import { ChokeTracker } from './choke.ts';
 import { MessageCache } from './mcache.ts';
 import { emptyControl, isEmptyControl, MAX_BACKOFF_S, MAX_CONTROL_IDS, MAX_CONTROL_TOPICS, type Control } from './messages.ts';
 import { TopicScores, type TopicScore } from './scores.ts';
@@ -54,11 +55,16 @@ export interface TopicStats {
   readonly fanout: number;
   /** Peers subscribed to the topic. */
   readonly peers: number;
+  /** Mesh members we choked (they announce to us), and that choked us (we announce to them). */
+  readonly choking: number;
+  readonly chokedBy: number;
 }
 
 export interface RouterStats {
   readonly topics: Readonly<Record<string, TopicStats>>;
-  readonly control: Readonly<Record<'graft' | 'prune' | 'ihave' | 'iwant' | 'idontwant', { readonly sent: number; readonly received: number }>>;
+  readonly control: Readonly<Record<ControlKind, { readonly sent: number; readonly received: number }>>;
+  /** Message ids sent in IHAVE (lazy gossip, announcements to choking members and of large items). */
+  readonly ihaveIds: number;
   readonly brokenPromises: number;
   readonly pendingValidations: number;
   readonly wanted: number;
@@ -66,11 +72,16 @@ export interface RouterStats {
   readonly cached: number;
 }
 
+export type ControlKind = 'graft' | 'prune' | 'ihave' | 'iwant' | 'idontwant' | 'choke' | 'unchoke';
+
 export interface GossipPeerStatus {
   readonly peerId: string;
   readonly outbound: boolean;
   readonly topics: readonly string[];
   readonly mesh: readonly string[];
+  /** Mesh topics where we choked it, and where it choked us. */
+  readonly choking: readonly string[];
+  readonly chokedBy: readonly string[];
   readonly scores: readonly TopicScore[];
 }
 
@@ -88,6 +99,8 @@ interface PeerState {
   control: Control | undefined;
   ihaveThisBeat: number;
   iwantThisBeat: number;
+  /** Ids it announced this heartbeat in topics where we choked it (exempt from the IHAVE message cap, bounded by this). */
+  chokedIdsThisBeat: number;
 }
 
 interface TopicState {
@@ -102,6 +115,7 @@ interface TopicState {
   readonly peers: Set<string>;
   /** Peer -> no GRAFT before (ms). */
   readonly backoff: Map<string, number>;
+  readonly choke: ChokeTracker;
   published: number;
   sent: number;
   announced: number;
@@ -122,6 +136,8 @@ interface Validating {
   readonly firstAt: number;
   /** Peers that offered it by IHAVE before it arrived: they have it, so it is not forwarded to them. */
   readonly haves: readonly string[];
+  /** It came as the answer to our IWANT. */
+  readonly solicited: boolean;
 }
 
 interface Wanted {
@@ -168,7 +184,8 @@ export class GossipRouter {
   #nextHeartbeat: number | undefined;
   #heartbeats = 0;
   #brokenPromises = 0;
-  readonly #control = { graft: [0, 0], prune: [0, 0], ihave: [0, 0], iwant: [0, 0], idontwant: [0, 0] };
+  readonly #control: Record<ControlKind, [sent: number, received: number]> = { graft: [0, 0], prune: [0, 0], ihave: [0, 0], iwant: [0, 0], idontwant: [0, 0], choke: [0, 0], unchoke: [0, 0] };
+  #ihaveIds = 0;
 
   constructor(options: RouterOptions = {}) {
     this.params = checkParams({ ...DEFAULT_GOSSIP_PARAMS, ...options.params });
@@ -186,7 +203,7 @@ export class GossipRouter {
     const p: PeerState = {
       id: peerId, outbound, topics: new Set(), buckets: new Map(), outBuckets: new Map(),
       dontWant: new TtlMap(this.params.maxIDontWant, this.params.idontwantTtlMs),
-      control: undefined, ihaveThisBeat: 0, iwantThisBeat: 0,
+      control: undefined, ihaveThisBeat: 0, iwantThisBeat: 0, chokedIdsThisBeat: 0,
     };
     this.#peers.set(peerId, p);
     this.#nextHeartbeat ??= now + this.params.heartbeatMs;
@@ -265,7 +282,7 @@ export class GossipRouter {
     else if (t.subscribed) targets = [...t.mesh];
     else targets = [...this.#fanout(t, now)];
     if (!t.subscribed) t.fanoutLastPublish = now;
-    this.#send(t, key, id, payload, targets, now);
+    this.#send(t, key, id, payload, targets, now, true);
     return { id, actions: this.#take() };
   }
 
@@ -298,12 +315,12 @@ export class GossipRouter {
       return this.#count(t, 'rate_limited');
     }
     const rec = this.#seen.get(key, now);
-    if (rec !== undefined) return this.#duplicate(t, rec, from, now);
+    if (rec !== undefined) return this.#duplicate(t, rec, from, key, now);
     if (this.#validating.size >= this.params.maxPendingValidations) return this.#count(t, 'throttled');
     this.#wanted.delete(key);
     const haves = solicited === undefined ? [] : [solicited.peer, ...solicited.alternates];
     this.#seen.set(key, { firstAt: now, status: 'pending' }, now);
-    this.#validating.set(key, { topic, from, id, payload, firstAt: now, haves });
+    this.#validating.set(key, { topic, from, id, payload, firstAt: now, haves, solicited: solicited !== undefined });
     if (payload.length >= t.spec.idontwantMinBytes) {
       for (const m of t.mesh) if (m !== from) this.#ctl(this.#peers.get(m)!).idontwant.push(id);
     }
@@ -330,7 +347,11 @@ export class GossipRouter {
     t.received.accepted++;
     this.#scores.firstDelivery(v.from, t.spec.name, t.spec.score);
     if (t.mesh.has(v.from)) this.#scores.counters(v.from, t.spec.name).meshDeliveries++;
+    if (t.subscribed && t.choke.enabled && !this.params.flood) this.#chokeOnFirst(t, v, now);
     this.#mcache.put(key, v.id, t.spec.name, v.payload);
+    const held = this.#mcache.get(key)?.holders;
+    held?.add(v.from);
+    for (const h of v.haves) held?.add(h);
     this.#out.push({ type: 'deliver', topic: t.spec.name, id: v.id, payload: v.payload, from: v.from, receivedAt: v.firstAt });
     if (!t.subscribed) return this.#take();
     const targets = this.params.flood ? [...t.peers] : [...t.mesh];
@@ -350,6 +371,8 @@ export class GossipRouter {
     if (c.iwant.length > 0) this.#onIWant(p, c.iwant);
     for (const id of c.idontwant.slice(0, this.params.maxIDontWant)) p.dontWant.set(idKey(id), true, now);
     this.#control.idontwant[1] += c.idontwant.length;
+    for (const topic of c.choke) this.#onChoke(p, topic, true);
+    for (const topic of c.unchoke) this.#onChoke(p, topic, false);
     return this.#take();
   }
 
@@ -396,20 +419,28 @@ export class GossipRouter {
   peerStatus(peerId: string, now: number): GossipPeerStatus | undefined {
     const p = this.#peers.get(peerId);
     if (p === undefined) return undefined;
-    const mesh = [...this.#topics.values()].filter((t) => t.mesh.has(peerId)).map((t) => t.spec.name);
-    return { peerId, outbound: p.outbound, topics: [...p.topics], mesh, scores: this.#scores.snapshot(peerId, now, (n) => this.topics.get(n)?.score) };
+    const ts = [...this.#topics.values()];
+    const names = (f: (t: TopicState) => boolean): string[] => ts.filter(f).map((t) => t.spec.name);
+    const mesh = names((t) => t.mesh.has(peerId));
+    const choking = names((t) => t.choke.choking.has(peerId));
+    const chokedBy = names((t) => t.choke.chokedBy.has(peerId));
+    return { peerId, outbound: p.outbound, topics: [...p.topics], mesh, choking, chokedBy, scores: this.#scores.snapshot(peerId, now, (n) => this.topics.get(n)?.score) };
   }
 
   stats(): RouterStats {
     const topics: Record<string, TopicStats> = {};
     for (const [name, t] of this.#topics) {
-      topics[name] = { published: t.published, received: { ...t.received }, sent: t.sent, announced: t.announced, mesh: t.mesh.size, fanout: t.fanout?.size ?? 0, peers: t.peers.size };
+      topics[name] = {
+        published: t.published, received: { ...t.received }, sent: t.sent, announced: t.announced, mesh: t.mesh.size, fanout: t.fanout?.size ?? 0, peers: t.peers.size,
+        choking: t.choke.choking.size, chokedBy: t.choke.chokedBy.size,
+      };
     }
     const c = this.#control;
     const pair = (x: number[]): { sent: number; received: number } => ({ sent: x[0]!, received: x[1]! });
     return {
       topics,
-      control: { graft: pair(c.graft), prune: pair(c.prune), ihave: pair(c.ihave), iwant: pair(c.iwant), idontwant: pair(c.idontwant) },
+      control: Object.fromEntries(Object.entries(c).map(([k, v]) => [k, pair(v)])) as RouterStats['control'],
+      ihaveIds: this.#ihaveIds,
       brokenPromises: this.#brokenPromises,
       pendingValidations: this.#validating.size,
       wanted: this.#wanted.size,
@@ -420,10 +451,12 @@ export class GossipRouter {
 
   // ================================================================ internals: items
 
-  #duplicate(t: TopicState, rec: SeenRecord, from: string, now: number): GossipAction[] {
+  #duplicate(t: TopicState, rec: SeenRecord, from: string, key: string, now: number): GossipAction[] {
+    this.#mcache.get(key)?.holders.add(from);
     if (rec.status === 'rejected') this.#invalid(t, from);
-    else if (t.mesh.has(from) && rec.status !== 'ignored' && now - rec.firstAt <= t.spec.score.meshDeliveryWindowMs) {
-      this.#scores.counters(from, t.spec.name).meshDeliveries++;
+    else if (t.mesh.has(from) && rec.status !== 'ignored') {
+      if (now - rec.firstAt <= t.spec.score.meshDeliveryWindowMs) this.#scores.counters(from, t.spec.name).meshDeliveries++;
+      if (rec.status === 'accepted') t.choke.duplicate(from);
     }
     return this.#count(t, 'duplicate');
   }
@@ -434,15 +467,20 @@ export class GossipRouter {
     if (times > 0) this.#out.push({ type: 'penalize', peer: from, reason: 'GOSSIP_INVALID', detail: `${t.spec.name}: invalid item`, times });
   }
 
-  /** Push (or announce, for large items or a full outbound bucket) to `targets`. */
-  #send(t: TopicState, key: string, id: Uint8Array, payload: Uint8Array, targets: string[], now: number): void {
+  /**
+   * Push (or announce, for large items, members that choked us unless we are
+   * the origin, or a full outbound bucket) to `targets`.
+   */
+  #send(t: TopicState, key: string, id: Uint8Array, payload: Uint8Array, targets: string[], now: number, origin = false): void {
     const announce = payload.length >= t.spec.announceMinBytes;
+    const held = this.#mcache.get(key)?.holders;
     let n = 0;
     for (const peerId of targets) {
       const p = this.#peers.get(peerId);
       if (p === undefined || !this.#listening(peerId) || p.dontWant.has(key, now)) continue;
       n++;
-      if (!announce && this.#bucket(p.outBuckets, t.spec, now, this.params.outboundRateMargin).take(now)) {
+      held?.add(peerId);
+      if (!announce && (origin || !t.choke.chokedBy.has(peerId)) && this.#bucket(p.outBuckets, t.spec, now, this.params.outboundRateMargin).take(now)) {
         t.sent++;
         this.#out.push({ type: 'item', peer: peerId, topic: t.spec.name, payload });
       } else {
@@ -457,13 +495,23 @@ export class GossipRouter {
     this.#control.ihave[1]++;
     const t = this.#topics.get(topic);
     if (t === undefined || !t.subscribed) return;
-    if (++p.ihaveThisBeat > this.params.maxIHaveMessages) {
+    if (t.choke.choking.has(p.id)) {
+      // We asked it to announce instead of pushing: its IHAVEs come per item, bounded by ids per heartbeat.
+      p.chokedIdsThisBeat += ids.length;
+      if (p.chokedIdsThisBeat > this.params.maxIHaveLength) {
+        if (p.chokedIdsThisBeat - ids.length <= this.params.maxIHaveLength) this.#penalize(p.id, 'GOSSIP_CONTROL_FLOOD', `more than ${this.params.maxIHaveLength} announced ids in one heartbeat`);
+        return;
+      }
+    } else if (++p.ihaveThisBeat > this.params.maxIHaveMessages) {
       if (p.ihaveThisBeat === this.params.maxIHaveMessages + 1) this.#penalize(p.id, 'GOSSIP_CONTROL_FLOOD', `more than ${this.params.maxIHaveMessages} IHAVE in one heartbeat`);
       return;
     }
     for (const id of ids) {
       const key = idKey(id);
-      if (this.#seen.has(key, now)) continue;
+      if (this.#seen.has(key, now)) {
+        this.#mcache.get(key)?.holders.add(p.id);
+        continue;
+      }
       const w = this.#wanted.get(key);
       if (w !== undefined) {
         if (w.peer !== p.id && !w.alternates.includes(p.id) && w.alternates.length < MAX_ALTERNATES) w.alternates.push(p.id);
@@ -476,6 +524,30 @@ export class GossipRouter {
     }
   }
 
+  /** A first delivery in a choking topic: unchoke a choked member that beat our pushers; close the window when due. */
+  #chokeOnFirst(t: TopicState, v: Validating, now: number): void {
+    if (v.solicited && t.choke.choking.has(v.from)) this.#unchoke(t, v.from, now);
+    if (!t.choke.first(t.mesh.has(v.from) ? v.from : undefined)) return;
+    for (const id of t.choke.decide(t.mesh, now)) {
+      const p = this.#peers.get(id);
+      if (p !== undefined) this.#ctl(p).choke.push(t.spec.name);
+    }
+  }
+
+  #unchoke(t: TopicState, peerId: string, now: number): void {
+    const p = this.#peers.get(peerId);
+    if (p !== undefined && t.choke.unchoke(peerId, now)) this.#ctl(p).unchoke.push(t.spec.name);
+  }
+
+  /** CHOKE / UNCHOKE from a mesh member: announce instead of pushing to it, or push again. */
+  #onChoke(p: PeerState, topic: string, choke: boolean): void {
+    this.#control[choke ? 'choke' : 'unchoke'][1]++;
+    const t = this.#topics.get(topic);
+    if (t === undefined || !t.mesh.has(p.id)) return;
+    if (choke) t.choke.chokedBy.add(p.id);
+    else t.choke.chokedBy.delete(p.id);
+  }
+
   #onIWant(p: PeerState, ids: Uint8Array[]): void {
     this.#control.iwant[1]++;
     for (const id of ids) {
@@ -484,6 +556,7 @@ export class GossipRouter {
       const n = it.served.get(p.id) ?? 0;
       if (n >= this.params.gossipRetransmission) continue;
       it.served.set(p.id, n + 1);
+      it.holders.add(p.id);
       const t = this.#topics.get(it.topic);
       if (t !== undefined) t.sent++;
       this.#out.push({ type: 'item', peer: p.id, topic: it.topic, payload: it.payload });
@@ -573,10 +646,13 @@ export class GossipRouter {
     c.meshSince = now;
     c.meshTimePoints = 0;
     c.meshDeliveries = 0;
+    const p = this.#peers.get(peerId);
+    if (t.choke.joined(peerId, t.mesh, now) && p !== undefined) this.#ctl(p).choke.push(t.spec.name);
   }
 
   #leaveMesh(t: TopicState, peerId: string): void {
     if (!t.mesh.delete(peerId)) return;
+    t.choke.left(peerId);
     const c = this.#scores.peek(peerId, t.spec.name);
     if (c !== undefined) c.meshSince = undefined;
   }
@@ -602,6 +678,7 @@ export class GossipRouter {
     for (const p of this.#peers.values()) {
       p.ihaveThisBeat = 0;
       p.iwantThisBeat = 0;
+      p.chokedIdsThisBeat = 0;
       p.dontWant.prune(now);
     }
     for (const t of this.#topics.values()) {
@@ -635,7 +712,7 @@ export class GossipRouter {
       // P3: a member long enough in the mesh that delivers (almost) nothing is replaced.
       const sp = t.spec.score;
       const c = this.#scores.peek(id, name);
-      if (sp.meshDeliveryThreshold > 0 && c?.meshSince !== undefined && now - c.meshSince >= sp.meshDeliveryActivationMs && c.meshDeliveries < sp.meshDeliveryThreshold) {
+      if (sp.meshDeliveryThreshold > 0 && !t.choke.choking.has(id) && c?.meshSince !== undefined && now - c.meshSince >= sp.meshDeliveryActivationMs && c.meshDeliveries < sp.meshDeliveryThreshold) {
         this.#penalize(id, 'GOSSIP_MESH_DEFICIT', `${name}: ${c.meshDeliveries.toFixed(1)} deliveries < ${sp.meshDeliveryThreshold}`);
         this.#prune(t, id, now, P.pruneBackoffMs);
       }
@@ -681,20 +758,35 @@ export class GossipRouter {
         for (const id of better.slice(0, P.opportunisticGraftPeers)) this.#graft(t, id, now);
       }
     }
+    if (t.choke.enabled) {
+      // Keep D_unchoked members pushing, and now and then measure a choked one again.
+      for (const id of t.choke.refill(t.mesh, this.#random)) this.#unchoke(t, id, now);
+      if (P.unchokeExploreTicks > 0 && this.#heartbeats % P.unchokeExploreTicks === 0) {
+        const id = t.choke.explore(this.#random);
+        if (id !== undefined) this.#unchoke(t, id, now);
+      }
+    }
   }
 
-  /** IHAVE with the recent ids to D_lazy (or gossipFactor of the) peers outside the mesh and fanout. */
+  /**
+   * IHAVE with the recent ids to D_lazy (or gossipFactor of the) peers
+   * outside the mesh and fanout, each offered the ids it is not known to hold.
+   */
   #emitGossip(t: TopicState): void {
-    const ids = this.#mcache.gossipIds(t.spec.name, MAX_CONTROL_IDS);
-    if (ids.length === 0) return;
+    const items = this.#mcache.gossipItems(t.spec.name, MAX_CONTROL_IDS);
+    if (items.length === 0) return;
     const inner = t.subscribed ? t.mesh : (t.fanout ?? new Set());
     const eligible = [...t.peers].filter((id) => !inner.has(id) && this.#score(id) >= this.params.gossipMinScore);
     const n = Math.max(this.params.Dlazy, Math.floor(eligible.length * this.params.gossipFactor));
     for (const id of this.#shuffle(eligible).slice(0, n)) {
       const p = this.#peers.get(id)!;
+      const fresh = items.filter((it) => !it.holders.has(id));
       // A random subset only when there are more ids than one IHAVE may carry.
-      const offer = ids.length > this.params.maxIHaveLength ? this.#shuffle([...ids]).slice(0, this.params.maxIHaveLength) : ids;
-      for (const mid of offer) this.#addIHave(p, t.spec.name, mid);
+      const offer = fresh.length > this.params.maxIHaveLength ? this.#shuffle(fresh).slice(0, this.params.maxIHaveLength) : fresh;
+      for (const it of offer) {
+        it.holders.add(id);
+        this.#addIHave(p, t.spec.name, it.id);
+      }
     }
   }
 
@@ -705,7 +797,11 @@ export class GossipRouter {
     if (t === undefined) {
       const spec = this.topics.get(name);
       if (spec === undefined) throw new PqnetError('GOSSIP_UNKNOWN_TOPIC', `topic ${JSON.stringify(name)} is not registered`);
-      t = { spec, mesh: new Set(), fanout: undefined, fanoutLastPublish: 0, subscribed: false, peers: new Set(), backoff: new Map(), published: 0, sent: 0, announced: 0, received: zeroOutcomes() };
+      t = {
+        spec, mesh: new Set(), fanout: undefined, fanoutLastPublish: 0, subscribed: false, peers: new Set(), backoff: new Map(),
+        choke: new ChokeTracker(this.params.flood ? 0 : this.params.Dunchoked, this.params.chokeWindow),
+        published: 0, sent: 0, announced: 0, received: zeroOutcomes(),
+      };
       this.#topics.set(name, t);
     }
     return t;
@@ -758,9 +854,14 @@ export class GossipRouter {
       p.control = undefined;
       if (c === undefined || isEmptyControl(c) || !this.#peers.has(p.id)) continue;
       if (c.ihave.length > 0) this.#control.ihave[0]++;
+      this.#control.choke[0] += c.choke.length;
+      this.#control.unchoke[0] += c.unchoke.length;
       if (c.iwant.length > 0) this.#control.iwant[0]++;
       this.#control.idontwant[0] += c.idontwant.length;
-      for (const [, ids] of c.ihave) if (ids.length > MAX_CONTROL_IDS) ids.length = MAX_CONTROL_IDS;
+      for (const [, ids] of c.ihave) {
+        if (ids.length > MAX_CONTROL_IDS) ids.length = MAX_CONTROL_IDS;
+        this.#ihaveIds += ids.length;
+      }
       if (c.iwant.length > MAX_CONTROL_IDS) c.iwant.length = MAX_CONTROL_IDS;
       if (c.idontwant.length > MAX_CONTROL_IDS) c.idontwant.length = MAX_CONTROL_IDS;
       this.#out.push({ type: 'control', peer: p.id, control: c });

@@ -43,7 +43,7 @@ export function addGossipMetrics(gossip: Gossip, registry: Registry): { close():
   });
   new Counter({
     name: 'p2p_gossip_control_total',
-    help: 'Gossip control by type (graft, prune, ihave, iwant, idontwant) and direction (sent, received); IDONTWANT counts ids',
+    help: 'Gossip control by type (graft, prune, ihave, iwant, idontwant, choke, unchoke) and direction (sent, received); IDONTWANT, CHOKE and UNCHOKE count entries',
     labelNames: ['type', 'dir'],
     registers,
     collect() {
@@ -65,13 +65,15 @@ export function addGossipMetrics(gossip: Gossip, registry: Registry): { close():
   });
   new Gauge({
     name: 'p2p_gossip_peers',
-    help: 'Peers per topic: in our mesh (mesh), our fanout (fanout), and all subscribed (subscribed)',
+    help: 'Peers per topic: in our mesh (mesh), mesh members we choked (choking) and that choked us (choked_by), our fanout (fanout), and all subscribed (subscribed)',
     labelNames: ['topic', 'kind'],
     registers,
     collect() {
       this.reset();
       for (const [topic, t] of Object.entries(gossip.stats().topics)) {
         this.set({ topic, kind: 'mesh' }, t.mesh);
+        this.set({ topic, kind: 'choking' }, t.choking);
+        this.set({ topic, kind: 'choked_by' }, t.chokedBy);
         this.set({ topic, kind: 'fanout' }, t.fanout);
         this.set({ topic, kind: 'subscribed' }, t.peers);
       }

@@ -4,7 +4,7 @@
  * `advance`, and every action is recorded so tests can assert on it.
  */
 import { SeededRandom } from '../../src/core/random.ts';
-import { controlFromWire, controlToWire, type Control } from '../../src/gossip/messages.ts';
+import { controlFromWire, controlToWire, emptyControl, type Control } from '../../src/gossip/messages.ts';
 import { GossipRouter, type GossipAction, type Validation } from '../../src/gossip/router.ts';
 import type { GossipParams } from '../../src/gossip/params.ts';
 import { TopicTable } from '../../src/gossip/topics.ts';
@@ -99,7 +99,7 @@ export class RouterNet {
   }
 
   injectControl(from: string, to: string, control: Partial<Control>): void {
-    const c = controlFromWire(controlToWire({ sub: [], unsub: [], graft: [], prune: [], ihave: [], iwant: [], idontwant: [], ...control }));
+    const c = controlFromWire(controlToWire({ ...emptyControl(), ...control }));
     this.feed(to, this.get(to).onControl(from, c, this.now));
     this.run();
   }

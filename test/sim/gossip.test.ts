@@ -46,3 +46,12 @@ test('sim: spammers pushing invalid items at 100x the rate cap are cut off by al
   assert.ok(r.spam.lastCloseMs < 10_000);
   assert.equal(r.delivery, 1, JSON.stringify(r));
 });
+
+test('sim: choking cuts the items sent per receipt to about D_unchoked, against every mesh member pushing', async () => {
+  const off = await runGossipScenario({ ...BASE, params: { Dunchoked: 0 } });
+  const on = await runGossipScenario(BASE);
+  assert.equal(on.delivery, 1);
+  assert.equal(off.delivery, 1);
+  assert.ok(on.perReceipt.itemsSent < off.perReceipt.itemsSent - 1, `with choking ${on.perReceipt.itemsSent} items per receipt, without ${off.perReceipt.itemsSent}`);
+  assert.ok(on.amplification < off.amplification, `amplification ${on.amplification} vs ${off.amplification}`);
+});
