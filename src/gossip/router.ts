@@ -22,141 +22,16 @@ import { TokenBucket } from '../core/token-bucket.ts';
 import { NEUTRAL } from '../peer/score.ts';
 import { ChokeTracker } from './choke.ts';
 import { MessageCache } from './mcache.ts';
+import { emitGossip, maintainMesh, type MeshHost } from './mesh.ts';
 import { emptyControl, isEmptyControl, MAX_BACKOFF_S, MAX_CONTROL_IDS, MAX_CONTROL_TOPICS, type Control } from './messages.ts';
-import { TopicScores, type TopicScore } from './scores.ts';
-import { TopicTable, type TopicSpec } from './topics.ts';
 import { DEFAULT_GOSSIP_PARAMS, checkParams, type GossipParams } from './params.ts';
+import { PullTracker, type Ask } from './pull.ts';
+import { TopicScores } from './scores.ts';
+import { TopicTable, type TopicSpec } from './topics.ts';
+import { idKey, zeroOutcomes, type ControlKind, type GossipAction, type GossipPeerStatus, type ItemOutcome, type PeerState, type RouterStats, type SeenRecord, type TopicState, type TopicStats, type Validating, type Validation } from './types.ts';
 
-export type Validation = 'accept' | 'ignore' | 'reject';
-
-export type GossipAction =
-  /** Send an item (its topic's priority class picks the message type). */
-  | { readonly type: 'item'; readonly peer: string; readonly topic: string; readonly payload: Uint8Array }
-  | { readonly type: 'control'; readonly peer: string; readonly control: Control }
-  /** Run the topic's validator and answer with `validated(key, outcome)`. */
-  | { readonly type: 'validate'; readonly key: string; readonly topic: string; readonly id: Uint8Array; readonly payload: Uint8Array; readonly from: string }
-  /** A valid item from a peer, for the application. */
-  | { readonly type: 'deliver'; readonly topic: string; readonly id: Uint8Array; readonly payload: Uint8Array; readonly from: string; readonly receivedAt: number }
-  /** An item went out to `peers` peers (pushed or announced): the fanout of one hop. */
-  | { readonly type: 'forwarded'; readonly topic: string; readonly peers: number }
-  | { readonly type: 'penalize'; readonly peer: string; readonly reason: Reason; readonly detail: string; readonly times: number }
-  | { readonly type: 'reward'; readonly peer: string; readonly points: number };
-
-export type ItemOutcome = 'accepted' | 'ignored' | 'rejected' | 'duplicate' | 'rate_limited' | 'oversize' | 'greylisted' | 'unsubscribed' | 'unknown_topic' | 'throttled';
-
-export interface TopicStats {
-  readonly published: number;
-  readonly received: Readonly<Record<ItemOutcome, number>>;
-  /** Items sent to peers (pushes and IWANT answers). */
-  readonly sent: number;
-  /** Items announced with IHAVE instead of pushed. */
-  readonly announced: number;
-  readonly mesh: number;
-  readonly fanout: number;
-  /** Peers subscribed to the topic. */
-  readonly peers: number;
-  /** Mesh members we choked (they announce to us), and that choked us (we announce to them). */
-  readonly choking: number;
-  readonly chokedBy: number;
-}
-
-export interface RouterStats {
-  readonly topics: Readonly<Record<string, TopicStats>>;
-  readonly control: Readonly<Record<ControlKind, { readonly sent: number; readonly received: number }>>;
-  /** Message ids sent in IHAVE (lazy gossip, announcements to choking members and of large items). */
-  readonly ihaveIds: number;
-  readonly brokenPromises: number;
-  readonly pendingValidations: number;
-  readonly wanted: number;
-  readonly seen: number;
-  readonly cached: number;
-}
-
-export type ControlKind = 'graft' | 'prune' | 'ihave' | 'iwant' | 'idontwant' | 'choke' | 'unchoke';
-
-export interface GossipPeerStatus {
-  readonly peerId: string;
-  readonly outbound: boolean;
-  readonly topics: readonly string[];
-  readonly mesh: readonly string[];
-  /** Mesh topics where we choked it, and where it choked us. */
-  readonly choking: readonly string[];
-  readonly chokedBy: readonly string[];
-  readonly scores: readonly TopicScore[];
-}
-
-interface PeerState {
-  readonly id: string;
-  readonly outbound: boolean;
-  readonly topics: Set<string>;
-  /** Inbound token buckets by topic (unsolicited items only). */
-  readonly buckets: Map<string, TokenBucket>;
-  /** Our view of its buckets: what we may push before it would drop. */
-  readonly outBuckets: Map<string, TokenBucket>;
-  /** Ids it said it does not want (IDONTWANT), by key, until expiry. */
-  readonly dontWant: TtlMap<string, true>;
-  /** Control to send at the end of the current input. */
-  control: Control | undefined;
-  ihaveThisBeat: number;
-  iwantThisBeat: number;
-  /** Ids it announced this heartbeat in topics where we choked it (exempt from the IHAVE message cap, bounded by this). */
-  chokedIdsThisBeat: number;
-}
-
-interface TopicState {
-  readonly spec: TopicSpec;
-  /** Mesh members (only while we are subscribed). */
-  readonly mesh: Set<string>;
-  /** Fanout peers of a topic we publish to without being subscribed. */
-  fanout: Set<string> | undefined;
-  fanoutLastPublish: number;
-  subscribed: boolean;
-  /** Peers subscribed to it. */
-  readonly peers: Set<string>;
-  /** Peer -> no GRAFT before (ms). */
-  readonly backoff: Map<string, number>;
-  readonly choke: ChokeTracker;
-  published: number;
-  sent: number;
-  announced: number;
-  readonly received: Record<ItemOutcome, number>;
-}
-
-interface SeenRecord {
-  readonly firstAt: number;
-  status: 'pending' | 'accepted' | 'ignored' | 'rejected';
-}
-
-/** An item waiting for its validator. */
-interface Validating {
-  readonly topic: string;
-  readonly from: string;
-  readonly id: Uint8Array;
-  readonly payload: Uint8Array;
-  readonly firstAt: number;
-  /** Peers that offered it by IHAVE before it arrived: they have it, so it is not forwarded to them. */
-  readonly haves: readonly string[];
-  /** It came as the answer to our IWANT. */
-  readonly solicited: boolean;
-}
-
-interface Wanted {
-  readonly topic: string;
-  peer: string;
-  deadline: number;
-  readonly alternates: string[];
-}
-
-const MAX_ALTERNATES = 8;
-const MAX_WANTED = 20_000;
-
-function zeroOutcomes(): Record<ItemOutcome, number> {
-  return { accepted: 0, ignored: 0, rejected: 0, duplicate: 0, rate_limited: 0, oversize: 0, greylisted: 0, unsubscribed: 0, unknown_topic: 0, throttled: 0 };
-}
-
-export function idKey(id: Uint8Array): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.length).toString('hex');
-}
+export type { ControlKind, GossipAction, GossipPeerStatus, ItemOutcome, RouterStats, TopicStats, Validation } from './types.ts';
+export { idKey } from './types.ts';
 
 export interface RouterOptions {
   readonly params?: Partial<GossipParams>;
@@ -176,7 +51,9 @@ export class GossipRouter {
   readonly #seen: TtlMap<string, SeenRecord>;
   readonly #mcache: MessageCache;
   readonly #scores = new TopicScores();
-  readonly #wanted = new Map<string, Wanted>();
+  readonly #pull: PullTracker;
+  /** What mesh upkeep (mesh.ts) sees of the router. */
+  readonly #mesh: MeshHost;
   #out: GossipAction[] = [];
   /** Peers with control waiting for the end of the current input. */
   readonly #dirty = new Set<PeerState>();
@@ -194,6 +71,25 @@ export class GossipRouter {
     this.#score = options.score ?? (() => NEUTRAL);
     this.#seen = new TtlMap(this.params.seenMax, this.params.seenTtlMs);
     this.#mcache = new MessageCache(this.params.historyLength, this.params.historyGossip);
+    this.#pull = new PullTracker(this.params.iwantTimeoutMs);
+    const self = this;
+    this.#mesh = {
+      params: this.params,
+      random: this.#random,
+      get heartbeats() {
+        return self.#heartbeats;
+      },
+      score: (peer) => this.#score(peer),
+      outbound: (peer) => this.#peers.get(peer)?.outbound === true,
+      meshable: (t, peer, now) => this.#meshable(t, peer, now),
+      counters: (peer, topic) => this.#scores.peek(peer, topic),
+      graft: (t, peer, now) => this.#graft(t, peer, now),
+      prune: (t, peer, now, backoffMs) => this.#prune(t, peer, now, backoffMs),
+      unchoke: (t, peer, now) => this.#unchoke(t, peer, now),
+      penalize: (peer, reason, detail) => this.#penalize(peer, reason, detail),
+      ihave: (peer, topic, id) => this.#addIHave(this.#peers.get(peer)!, topic, id),
+      shuffle: (a) => this.#shuffle(a),
+    };
   }
 
   // ================================================================ inputs: peers
@@ -222,11 +118,7 @@ export class GossipRouter {
       t.fanout?.delete(peerId);
     }
     this.#scores.forget(peerId);
-    for (const [key, w] of this.#wanted) {
-      const i = w.alternates.indexOf(peerId);
-      if (i >= 0) w.alternates.splice(i, 1);
-      if (w.peer === peerId) this.#askNext(key, w, now);
-    }
+    this.#ask(this.#pull.peerLeft(peerId, now));
     return this.#take();
   }
 
@@ -309,7 +201,7 @@ export class GossipRouter {
       return this.#count(t, 'rejected');
     }
     const key = idKey(id);
-    const solicited = this.#wanted.get(key);
+    const solicited = this.#pull.get(key);
     if (solicited === undefined && !this.#bucket(p.buckets, t.spec, now).take(now)) {
       this.#penalize(from, 'GOSSIP_RATE_LIMITED', `${topic}: over ${t.spec.rate.count} per ${t.spec.rate.perMs} ms`);
       return this.#count(t, 'rate_limited');
@@ -317,7 +209,7 @@ export class GossipRouter {
     const rec = this.#seen.get(key, now);
     if (rec !== undefined) return this.#duplicate(t, rec, from, key, now);
     if (this.#validating.size >= this.params.maxPendingValidations) return this.#count(t, 'throttled');
-    this.#wanted.delete(key);
+    this.#pull.settle(key);
     const haves = solicited === undefined ? [] : [solicited.peer, ...solicited.alternates];
     this.#seen.set(key, { firstAt: now, status: 'pending' }, now);
     this.#validating.set(key, { topic, from, id, payload, firstAt: now, haves, solicited: solicited !== undefined });
@@ -380,19 +272,15 @@ export class GossipRouter {
 
   /** When `tick` must next run (heartbeat or an IWANT deadline); undefined while idle. */
   nextDeadline(): number | undefined {
-    let at = this.#nextHeartbeat;
-    for (const w of this.#wanted.values()) if (at === undefined || w.deadline < at) at = w.deadline;
-    return at;
+    const at = this.#nextHeartbeat;
+    const w = this.#pull.nextDeadline();
+    return at === undefined || (w !== undefined && w < at) ? w : at;
   }
 
   tick(now: number): GossipAction[] {
-    const broken = new Map<string, number>();
-    for (const [key, w] of this.#wanted) {
-      if (w.deadline > now) continue;
-      this.#brokenPromises++;
-      broken.set(w.peer, (broken.get(w.peer) ?? 0) + 1);
-      this.#askNext(key, w, now);
-    }
+    const { broken, asks } = this.#pull.expire(now);
+    for (const n of broken.values()) this.#brokenPromises += n;
+    this.#ask(asks);
     // One penalty per peer and tick, however many items it failed to deliver (a full queue loses many at once).
     for (const [peer, n] of broken) this.#penalize(peer, 'GOSSIP_BROKEN_PROMISE', `${n} item(s) offered by IHAVE not delivered after IWANT`);
     if (this.#nextHeartbeat !== undefined && now >= this.#nextHeartbeat) {
@@ -443,7 +331,7 @@ export class GossipRouter {
       ihaveIds: this.#ihaveIds,
       brokenPromises: this.#brokenPromises,
       pendingValidations: this.#validating.size,
-      wanted: this.#wanted.size,
+      wanted: this.#pull.size,
       seen: this.#seen.size,
       cached: this.#mcache.size,
     };
@@ -512,14 +400,8 @@ export class GossipRouter {
         this.#mcache.get(key)?.holders.add(p.id);
         continue;
       }
-      const w = this.#wanted.get(key);
-      if (w !== undefined) {
-        if (w.peer !== p.id && !w.alternates.includes(p.id) && w.alternates.length < MAX_ALTERNATES) w.alternates.push(p.id);
-        continue;
-      }
-      if (p.iwantThisBeat >= this.params.maxIHaveLength || this.#wanted.size >= MAX_WANTED) continue;
+      if (this.#pull.offer(key, topic, p.id, now, p.iwantThisBeat < this.params.maxIHaveLength) !== 'asked') continue;
       p.iwantThisBeat++;
-      this.#wanted.set(key, { topic, peer: p.id, deadline: now + this.params.iwantTimeoutMs, alternates: [] });
       this.#ctl(p).iwant.push(id);
     }
   }
@@ -563,17 +445,13 @@ export class GossipRouter {
     }
   }
 
-  /** The asked peer failed or left: ask the next one that offered the item, or give up. */
-  #askNext(key: string, w: Wanted, now: number): void {
-    const next = w.alternates.shift();
-    const p = next === undefined ? undefined : this.#peers.get(next);
-    if (p === undefined) {
-      this.#wanted.delete(key);
-      return;
+  /** IWANT to the next offerers of items whose asked peer failed or left. */
+  #ask(asks: readonly Ask[]): void {
+    for (const [key, peer] of asks) {
+      const p = this.#peers.get(peer);
+      if (p === undefined) this.#pull.settle(key);
+      else this.#ctl(p).iwant.push(Buffer.from(key, 'hex'));
     }
-    w.peer = p.id;
-    w.deadline = now + this.params.iwantTimeoutMs;
-    this.#ctl(p).iwant.push(Buffer.from(key, 'hex'));
   }
 
   // ================================================================ internals: mesh
@@ -683,7 +561,7 @@ export class GossipRouter {
     }
     for (const t of this.#topics.values()) {
       for (const [id, until] of t.backoff) if (until <= now) t.backoff.delete(id);
-      if (t.subscribed && !P.flood) this.#maintainMesh(t, now);
+      if (t.subscribed && !P.flood) maintainMesh(this.#mesh, t, now);
       if (!t.subscribed && t.fanout !== undefined) {
         if (now - t.fanoutLastPublish > P.fanoutTtlMs) t.fanout = undefined;
         else {
@@ -693,101 +571,12 @@ export class GossipRouter {
           }
         }
       }
-      if (!P.flood && (t.subscribed || t.fanout !== undefined)) this.#emitGossip(t);
+      if (!P.flood && (t.subscribed || t.fanout !== undefined)) emitGossip(this.#mesh, t, this.#mcache.gossipItems(t.spec.name, MAX_CONTROL_IDS));
     }
     const rewards = this.#scores.heartbeat(now, (n) => this.topics.get(n)?.score);
     for (const [peer, points] of rewards) if (this.#peers.has(peer)) this.#out.push({ type: 'reward', peer, points });
     this.#mcache.shift();
     this.#seen.prune(now);
-  }
-
-  #maintainMesh(t: TopicState, now: number): void {
-    const P = this.params;
-    const name = t.spec.name;
-    for (const id of [...t.mesh]) {
-      if (this.#score(id) < P.meshMinScore) {
-        this.#prune(t, id, now, P.pruneBackoffMs);
-        continue;
-      }
-      // P3: a member long enough in the mesh that delivers (almost) nothing is replaced.
-      const sp = t.spec.score;
-      const c = this.#scores.peek(id, name);
-      if (sp.meshDeliveryThreshold > 0 && !t.choke.choking.has(id) && c?.meshSince !== undefined && now - c.meshSince >= sp.meshDeliveryActivationMs && c.meshDeliveries < sp.meshDeliveryThreshold) {
-        this.#penalize(id, 'GOSSIP_MESH_DEFICIT', `${name}: ${c.meshDeliveries.toFixed(1)} deliveries < ${sp.meshDeliveryThreshold}`);
-        this.#prune(t, id, now, P.pruneBackoffMs);
-      }
-    }
-    if (t.mesh.size < P.Dlo) {
-      const add = this.#shuffle([...t.peers].filter((id) => !t.mesh.has(id) && this.#meshable(t, id, now)));
-      for (const id of add.slice(0, P.D - t.mesh.size)) this.#graft(t, id, now);
-    }
-    if (t.mesh.size > P.Dhi) {
-      // Keep the D_score best, then random others up to D, with at least D_out outbound.
-      const ranked = [...t.mesh].sort((a, b) => this.#score(b) - this.#score(a));
-      const keep = new Set(ranked.slice(0, P.Dscore));
-      for (const id of this.#shuffle(ranked.slice(P.Dscore))) {
-        if (keep.size >= P.D) break;
-        keep.add(id);
-      }
-      const outbound = (s: Iterable<string>): number => [...s].filter((id) => this.#peers.get(id)?.outbound === true).length;
-      if (outbound(keep) < P.Dout) {
-        for (const id of ranked) {
-          if (outbound(keep) >= P.Dout) break;
-          if (keep.has(id) || this.#peers.get(id)?.outbound !== true) continue;
-          const drop = [...keep].reverse().find((k) => this.#peers.get(k)?.outbound !== true && ranked.indexOf(k) >= P.Dscore);
-          if (drop === undefined) break;
-          keep.delete(drop);
-          keep.add(id);
-        }
-      }
-      for (const id of [...t.mesh]) if (!keep.has(id)) this.#prune(t, id, now, P.pruneBackoffMs);
-    }
-    if (t.mesh.size >= P.Dlo) {
-      const have = [...t.mesh].filter((id) => this.#peers.get(id)?.outbound === true).length;
-      if (have < P.Dout) {
-        const add = this.#shuffle([...t.peers].filter((id) => !t.mesh.has(id) && this.#peers.get(id)?.outbound === true && this.#meshable(t, id, now)));
-        for (const id of add.slice(0, P.Dout - have)) this.#graft(t, id, now);
-      }
-    }
-    // Opportunistic grafting: a mesh of poor peers takes on better ones.
-    if (P.opportunisticGraftTicks > 0 && this.#heartbeats % P.opportunisticGraftTicks === 0 && t.mesh.size > 1) {
-      const scores = [...t.mesh].map((id) => this.#score(id)).sort((a, b) => a - b);
-      const median = scores[Math.floor(scores.length / 2)]!;
-      if (median < P.opportunisticGraftScore) {
-        const better = this.#shuffle([...t.peers].filter((id) => !t.mesh.has(id) && this.#meshable(t, id, now) && this.#score(id) > median));
-        for (const id of better.slice(0, P.opportunisticGraftPeers)) this.#graft(t, id, now);
-      }
-    }
-    if (t.choke.enabled) {
-      // Keep D_unchoked members pushing, and now and then measure a choked one again.
-      for (const id of t.choke.refill(t.mesh, this.#random)) this.#unchoke(t, id, now);
-      if (P.unchokeExploreTicks > 0 && this.#heartbeats % P.unchokeExploreTicks === 0) {
-        const id = t.choke.explore(this.#random);
-        if (id !== undefined) this.#unchoke(t, id, now);
-      }
-    }
-  }
-
-  /**
-   * IHAVE with the recent ids to D_lazy (or gossipFactor of the) peers
-   * outside the mesh and fanout, each offered the ids it is not known to hold.
-   */
-  #emitGossip(t: TopicState): void {
-    const items = this.#mcache.gossipItems(t.spec.name, MAX_CONTROL_IDS);
-    if (items.length === 0) return;
-    const inner = t.subscribed ? t.mesh : (t.fanout ?? new Set());
-    const eligible = [...t.peers].filter((id) => !inner.has(id) && this.#score(id) >= this.params.gossipMinScore);
-    const n = Math.max(this.params.Dlazy, Math.floor(eligible.length * this.params.gossipFactor));
-    for (const id of this.#shuffle(eligible).slice(0, n)) {
-      const p = this.#peers.get(id)!;
-      const fresh = items.filter((it) => !it.holders.has(id));
-      // A random subset only when there are more ids than one IHAVE may carry.
-      const offer = fresh.length > this.params.maxIHaveLength ? this.#shuffle(fresh).slice(0, this.params.maxIHaveLength) : fresh;
-      for (const it of offer) {
-        it.holders.add(id);
-        this.#addIHave(p, t.spec.name, it.id);
-      }
-    }
   }
 
   // ================================================================ internals: helpers
