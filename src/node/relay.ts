@@ -12,14 +12,21 @@
  * Whoever else changes the chain (block download, mining) calls
  * `onChainChanged` with the import result, so the mempool follows the tip and
  * the new blocks are announced.
+ *
+ * Another carrier (gossip, src/node/chain-gossip.ts) plugs in through three
+ * additive hooks: `admitTx` takes a transaction it received into the mempool
+ * (the `tx` event then names the carrier), the `chain` event reports every
+ * `onChainChanged` before the relay acts on it, and `setAnnounceFilter` lets it
+ * take over the announcement of items it carries to the peers it reaches.
  */
 import { EventEmitter } from 'node:events';
-import type { ChainAdapter, ChainHeader, ChainTx, Hash, ImportResult } from '../chain/adapter.ts';
+import { hex, type ChainAdapter, type ChainHeader, type ChainTx, type Hash, type ImportResult } from '../chain/adapter.ts';
 import { DeadlineTimer, type Clock } from '../core/clock.ts';
+import { isPqnetError } from '../core/errors.ts';
 import type { Random } from '../core/random.ts';
-import { Mempool, type MempoolOptions, type MempoolStats } from '../sync/mempool.ts';
+import { Mempool, type AdmitResult, type MempoolOptions, type MempoolStats } from '../sync/mempool.ts';
 import { SYNC_PROTOCOL } from '../sync/messages.ts';
-import { relayMessages, type RelayMessages } from '../sync/relay-messages.ts';
+import { InvKind, relayMessages, type InvItem, type RelayMessages } from '../sync/relay-messages.ts';
 import { RelayEngine, type RelayAction, type RelayEngineOptions, type RelayEngineStats } from '../sync/relay.ts';
 import type { MessageType } from '../wire/registry.ts';
 import type { Node, PeerInfo } from './node.ts';
@@ -44,11 +51,23 @@ export interface RelayStats extends RelayEngineStats {
   readonly mempool: MempoolStats;
 }
 
+/**
+ * Whether the announcement of an item (a transaction INV entry, a block INV
+ * entry or a compact block) to `peer` is left to another carrier: true drops
+ * it. The engine still counts the item as known to that peer.
+ */
+export type AnnounceFilter = (peer: string, kind: InvKind, hash: Hash) => boolean;
+
 export interface RelayEvents {
-  /** A transaction entered the mempool; `from` is the peer it came from, undefined for `submitTx`. */
-  tx: [tx: ChainTx, from: string | undefined];
+  /**
+   * A transaction entered the mempool; `from` is the peer it came from, undefined for `submitTx`;
+   * `via` names the carrier when it did not come by relay (`admitTx`, e.g. `'gossip'`).
+   */
+  tx: [tx: ChainTx, from: string | undefined, via?: string];
   /** A block received by relay (compact or full) was imported and connected blocks (`result`). */
   block: [header: ChainHeader, peerId: string, result: ImportResult];
+  /** `onChainChanged` was called (an import, a mined block), before the relay acts on it. */
+  chain: [result: ImportResult, announce: boolean];
   /** A local failure while handling an answer (a store error, a bug): the relay carries on. */
   fault: [error: unknown];
 }
@@ -64,6 +83,9 @@ export class Relay extends EventEmitter<RelayEvents> {
   readonly #timer: DeadlineTimer;
   #running = true;
   #pumpQueued = false;
+  #announceFilter: AnnounceFilter | undefined;
+  /** The transaction `admitTx` is admitting (hex id), so its `tx` event names its sender and carrier. */
+  #origin: { readonly id: string; readonly from: string; readonly via: string } | undefined;
 
   constructor(node: Node, chain: ChainAdapter, clock: Clock, options: RelayOptions = {}) {
     super();
@@ -106,6 +128,38 @@ export class Relay extends EventEmitter<RelayEvents> {
     return id;
   }
 
+  /**
+   * A transaction another carrier (`via`, e.g. gossip) received from `from`,
+   * decoded by the chain: `'known'` if the mempool holds it; else the
+   * chain's check (throws CHAIN_BAD_TX: not admissible now), then the mempool
+   * (`'full'`: refused for lack of room, nothing evicted) and, when `'added'`,
+   * a `tx` event with `from` and `via` and announcement by INV as for
+   * `submitTx` (the announce filter decides which peers the carrier covers).
+   */
+  admitTx(tx: ChainTx, from: string, via = 'gossip'): AdmitResult {
+    if (this.mempool.has(tx.id)) return 'known';
+    this.chain.checkTx(tx);
+    try {
+      this.engine.submitTx(tx.bytes, this.#clock.now());
+    } catch (e) {
+      // It passed the check just now, so the engine's only refusal left is the mempool's lack of room.
+      if (isPqnetError(e) && e.code === 'CHAIN_BAD_TX') return 'full';
+      throw e;
+    }
+    this.#origin = { id: hex(tx.id), from, via };
+    try {
+      this.#pump();
+    } finally {
+      this.#origin = undefined;
+    }
+    return 'added';
+  }
+
+  /** Leave some announcements to another carrier (see `AnnounceFilter`); undefined: every announcement goes out. */
+  setAnnounceFilter(filter: AnnounceFilter | undefined): void {
+    this.#announceFilter = filter;
+  }
+
   /** Send the stored block `hash` as a compact block to every sync peer not known to have it; returns how many. */
   announceBlock(hash: Hash): number {
     const n = this.engine.announceBlock(hash);
@@ -113,16 +167,18 @@ export class Relay extends EventEmitter<RelayEvents> {
     return n;
   }
 
-  /**
-   * After blocks connected or disconnected (an import, a mined block): mempool upkeep, and the new
-   * blocks announced unless `announce` is false (the caller knows the node is still catching up).
-   */
   /** The peer has block `hash` (it served it to block download): it is never announced to it. */
   markBlockKnown(peer: string, hash: Hash): void {
     this.engine.markBlockKnown(peer, hash);
   }
 
+  /**
+   * After blocks connected or disconnected (an import, a mined block): mempool upkeep, and the new
+   * blocks announced unless `announce` is false (the caller knows the node is still catching up).
+   * The `chain` event goes first.
+   */
   onChainChanged(result: ImportResult, announce = true): void {
+    this.emit('chain', result, announce);
     this.engine.onChainChanged(result, this.#clock.now(), announce);
     this.#pump();
   }
@@ -174,9 +230,11 @@ export class Relay extends EventEmitter<RelayEvents> {
     const m = this.messages;
     const ignore = (): undefined => undefined; // closed peer, full queue: the engine's timeouts cover it
     switch (a.type) {
-      case 'inv':
-        this.#node.send(a.peer, m.inv, a.items).catch(ignore);
+      case 'inv': {
+        const items = this.#unfiltered(a.peer, a.items);
+        if (items.length > 0) this.#node.send(a.peer, m.inv, items).catch(ignore);
         return;
+      }
       case 'getdata':
         this.#node.send(a.peer, m.getData, a.items).catch(ignore);
         return;
@@ -190,6 +248,7 @@ export class Relay extends EventEmitter<RelayEvents> {
         this.#node.send(a.peer, m.block, [a.bytes]).catch(ignore);
         return;
       case 'compact':
+        if (this.#announceFilter?.(a.peer, InvKind.BLOCK, this.chain.decodeHeader(a.message[0]).hash) === true) return;
         this.#node.send(a.peer, m.compactBlock, a.message).catch(ignore);
         return;
       case 'getblocktxn':
@@ -202,9 +261,12 @@ export class Relay extends EventEmitter<RelayEvents> {
       case 'penalize':
         this.#node.penalize(a.peer, a.reason, a.detail);
         return;
-      case 'accepted':
-        this.emit('tx', a.tx, a.from);
+      case 'accepted': {
+        const o = this.#origin;
+        if (a.from === undefined && o !== undefined && o.id === hex(a.tx.id)) this.emit('tx', a.tx, o.from, o.via);
+        else this.emit('tx', a.tx, a.from);
         return;
+      }
       case 'imported':
         this.emit('block', a.header, a.peer, a.result);
         return;
@@ -212,6 +274,12 @@ export class Relay extends EventEmitter<RelayEvents> {
         this.#onBlockAnnounced?.(a.peer, a.height, a.hash);
         return;
     }
+  }
+
+  /** The INV entries the announce filter does not leave to another carrier. */
+  #unfiltered(peer: string, items: InvItem[]): InvItem[] {
+    const f = this.#announceFilter;
+    return f === undefined ? items : items.filter(([kind, hash]) => !f(peer, kind, hash));
   }
 
   #settle(fn: () => void): void {
