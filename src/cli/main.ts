@@ -17,6 +17,7 @@ import { generateIdentity } from '../secure/identity.ts';
 import { saveIdentity } from '../secure/keyfile.ts';
 import { infoCommand, peerCommand, statsCommand, UsageError } from './client-commands.ts';
 import { publishCommand, statusCommand } from './chain-commands.ts';
+import { gossipCommand } from './gossip-commands.ts';
 
 const USAGE = `usage: pqnet <command> [flags]
 
@@ -26,8 +27,8 @@ commands:
   listen [--data-dir DIR] [--config FILE] [--listen tcp://HOST:PORT|ws://HOST:PORT ...] [--chain-id N]
          [--db sqlite:PATH] [--key FILE] [--api HOST:PORT | --no-api] [--seed ADDR ...]
          [--must-connect [PEERID@]ADDR ...] [--max-peers N] [--log-level LEVEL] [--log-format json|text]
-         [--chain-db PATH] [--sync-mode full|state] [--no-sync]
-      run a node (and sync its chain) until SIGINT or SIGTERM
+         [--chain-db PATH] [--sync-mode full|state] [--no-sync] [--gossip-topic TOPIC ...] [--no-gossip]
+      run a node (sync its chain, join gossip topics) until SIGINT or SIGTERM
   peer list [--all] | connect --addr tcp://HOST:PORT|ws://... [--peer-id ID] | disconnect PEER-ID
        | ban PEER-ID|IP|CIDR|ADDR [--for DURATION] [--note TEXT] | unban PEER-ID|IP|CIDR|ADDR | bans
       manage a running node's peers through its HTTP API (pqnet peer help for details)
@@ -37,6 +38,8 @@ commands:
       chain sync: state, heights, progress bar, rates and time left
   publish blocks|headers|txs --count N [--txs-per-block K]
       make the running node produce blocks or transactions on its dev chain and announce them
+  gossip status | publish TOPIC (--hex DATA | --file PATH)
+      gossip topics, meshes, counters and peers; publish one item on a topic
       client flags: [--api HOST:PORT|URL] [--token TOKEN] [--data-dir DIR] [--config FILE] [--json]
 
 The data directory is --data-dir, else $PQNET_DATA_DIR, else ~/.pqnet. Settings come from
@@ -92,10 +95,11 @@ const LISTEN_FLAGS: Record<string, { key: string; multiple?: boolean; boolean?: 
   'log-format': { key: 'log.format' },
   'chain-db': { key: 'sync.db' },
   'sync-mode': { key: 'sync.mode' },
+  'gossip-topic': { key: 'gossip.topics', multiple: true },
 };
 
 async function listen(argv: string[]): Promise<void> {
-  const options: Options = { config: { type: 'string' }, 'no-api': { type: 'boolean' }, 'no-sync': { type: 'boolean' } };
+  const options: Options = { config: { type: 'string' }, 'no-api': { type: 'boolean' }, 'no-sync': { type: 'boolean' }, 'no-gossip': { type: 'boolean' } };
   for (const [flag, f] of Object.entries(LISTEN_FLAGS)) options[flag] = f.multiple === true ? { type: 'string', multiple: true } : { type: 'string' };
   const { values } = parse(argv, options);
   if (values['help'] === true) return void console.log(USAGE);
@@ -115,6 +119,10 @@ async function listen(argv: string[]): Promise<void> {
   if (values['no-sync'] === true) {
     setKey(tree, 'sync.enabled', false);
     flagOf.set('sync.enabled', 'flag --no-sync');
+  }
+  if (values['no-gossip'] === true) {
+    setKey(tree, 'gossip.enabled', false);
+    flagOf.set('gossip.enabled', 'flag --no-gossip');
   }
   const configFile = values['config'] as string | undefined;
   const config = loadConfig({
@@ -166,6 +174,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'publish':
         await publishCommand(rest);
+        return 0;
+      case 'gossip':
+        await gossipCommand(rest);
         return 0;
       case undefined:
       case 'help':

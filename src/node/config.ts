@@ -27,6 +27,8 @@ import { PeerId } from '../secure/identity.ts';
 import { compilePolicy, DEFAULT_POLICY, type AlgorithmPolicy } from '../secure/policy.ts';
 import { DEFAULT_DEVCHAIN_PARAMS, MAX_STATE_ACCOUNTS } from '../chain/devchain/params.ts';
 import { DEFAULT_BLOCK_SYNC_OPTIONS, type BlockSyncOptions } from '../sync/blocks.ts';
+import { gossipSection, resolveGossip, type GossipConfig } from './config-gossip.ts';
+import { count, list } from './config-schema.ts';
 import { MAX_BLOCKS_PER_MESSAGE } from '../sync/messages.ts';
 import { parseHostPort } from '../transport/address.ts';
 import type { MustConnectPeer } from './node.ts';
@@ -42,20 +44,6 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 // ---- Schema ----
-
-/** A list setting: an array, or (from the environment) a comma-separated string. Repeatable flags give arrays. */
-function list<T extends z.ZodType>(item: T, min = 0) {
-  return z.preprocess(
-    (v) =>
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .map((s) => s.trim())
-            .filter((s) => s !== '')
-        : v,
-    z.array(item).min(min).max(256),
-  );
-}
 
 const address = z.string().superRefine((v, ctx) => {
   try {
@@ -95,8 +83,6 @@ const mustConnect = z.preprocess(
   },
   z.strictObject({ address: dialableAddress, peer_id: peerId.optional() }).transform((v): MustConnectPeer => (v.peer_id === undefined ? { address: v.address } : { address: v.address, peerId: v.peer_id })),
 );
-
-const count = (min: number, max: number) => z.int().min(min).max(max);
 
 const snake = (k: string): string => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -151,6 +137,7 @@ const sections = {
     /** Accounts in the genesis state; every node of a network must use the same value. */
     genesis_accounts: count(2, MAX_STATE_ACCOUNTS).default(DEFAULT_DEVCHAIN_PARAMS.genesisAccounts),
   }),
+  gossip: gossipSection,
   log: z.strictObject({
     level: z.enum(LOG_LEVELS).default('info'),
     format: z.enum(['json', 'text']).default('json'),
@@ -173,6 +160,7 @@ const ConfigSchema = z.strictObject({
   api: sections.api.default(sections.api.parse({})),
   sync: sections.sync.default(sections.sync.parse({})),
   devchain: sections.devchain.default(sections.devchain.parse({})),
+  gossip: sections.gossip.default(sections.gossip.parse({})),
   log: sections.log.default(sections.log.parse({})),
 });
 
@@ -219,6 +207,7 @@ export interface ResolvedConfig {
     readonly blocks: BlockSyncOptions;
   };
   readonly devchain: { readonly genesisAccounts: number };
+  readonly gossip: GossipConfig;
   readonly log: { readonly level: LogLevel; readonly format: 'json' | 'text' };
   /** Where each set value came from (`file x.toml`, `env PQNET_...`, `flag --...`), by key. */
   readonly sources: ReadonlyMap<string, string>;
@@ -301,7 +290,9 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Con
     setKey(values, key, key === 'api.token' ? raw : readValue(raw));
     names.set(key, name);
   }
-  return { values, describe: (k) => `env ${names.get(k) ?? envName(k)}` };
+  // A key inside a table value (`gossip.topic.x.burst` from PQNET_GOSSIP_TOPIC) came from the table's variable.
+  const nameOf = (k: string): string | undefined => names.get(k) ?? (k.includes('.') ? nameOf(k.slice(0, k.lastIndexOf('.'))) : undefined);
+  return { values, describe: (k) => `env ${nameOf(k) ?? envName(k)}` };
 }
 
 /** A TOML value if `raw` is one (`20`, `true`, `["a"]`, `"quoted"`), else the string itself (environment and flag values). */
@@ -326,24 +317,44 @@ export function setKey(tree: Record<string, unknown>, key: string, value: unknow
   setKey(child, key.slice(dot + 1), value);
 }
 
-/** Merge layers (later wins) one section deep, recording each key's source. */
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/**
+ * Merge layers (later wins) key by key, recording each key's source: a
+ * section's keys one by one, and tables within a section (`[gossip.topic.x]`)
+ * key by key too. A list is one value.
+ */
 function merge(layers: readonly ConfigLayer[]): { values: Record<string, unknown>; sources: Map<string, string> } {
   const values: Record<string, unknown> = {};
   const sources = new Map<string, string>();
-  for (const layer of layers) {
-    for (const [k, v] of Object.entries(layer.values)) {
-      const isSection = k in sections && typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
-      if (!isSection) {
-        values[k] = v;
-        sources.set(k, layer.describe(k));
+  const into = (target: Record<string, unknown>, tree: Record<string, unknown>, prefix: string, layer: ConfigLayer, deep: boolean): void => {
+    for (const [k, v] of Object.entries(tree)) {
+      const key = `${prefix}${k}`;
+      // TOML and JSON may carry it as an own key; assigned, it would reach Object.prototype.
+      if (k === '__proto__') throw invalid(`${key} (${layer.describe(key)}): "__proto__" is not allowed as a key`);
+      const current = Object.hasOwn(target, k) ? target[k] : undefined;
+      if (deep && isTable(v)) {
+        const child = isTable(current) ? current : {};
+        target[k] = child;
+        sources.set(key, layer.describe(key));
+        into(child, v, `${key}.`, layer, true);
         continue;
       }
-      const target = typeof values[k] === 'object' && values[k] !== null ? (values[k] as Record<string, unknown>) : {};
-      for (const [sk, sv] of Object.entries(v as Record<string, unknown>)) {
-        target[sk] = sv;
-        sources.set(`${k}.${sk}`, layer.describe(`${k}.${sk}`));
+      target[k] = v;
+      sources.set(key, layer.describe(key));
+    }
+  };
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer.values)) {
+      if (Object.hasOwn(sections, k) && isTable(v)) {
+        const target = isTable(values[k]) ? values[k] : {};
+        values[k] = target;
+        into(target, v, `${k}.`, layer, true);
+      } else {
+        into(values, { [k]: v }, '', layer, false);
       }
-      values[k] = target;
     }
   }
   return { values, sources };
@@ -390,7 +401,8 @@ function describeIssues(error: z.ZodError, sources: ReadonlyMap<string, string>)
         let from: string | undefined;
         for (let n = names.length; n > 0 && from === undefined; n--) from = sources.get(names.slice(0, n).join('.'));
         from ??= 'default';
-        const what = issue.code === 'unrecognized_keys' ? `unknown key (known: ${allowedKeys(issue.path)})` : issue.message;
+        // A bad record key (`[gossip.topic.BAD]`): the key's own problem, not zod's "Invalid key in record".
+        const what = issue.code === 'unrecognized_keys' ? `unknown key (known: ${allowedKeys(issue.path)})` : issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
         return `${key || '(top level)'} (${from}): ${what}`;
       })
       .join('\n');
@@ -398,9 +410,22 @@ function describeIssues(error: z.ZodError, sources: ReadonlyMap<string, string>)
   return `${lines.join('\n')}${error.issues.length > 8 ? `\n(and ${error.issues.length - 8} more)` : ''}`;
 }
 
+/** The keys allowed in the table at `at` (a section, or a table within one such as `gossip.topic.x`). */
 function allowedKeys(at: readonly PropertyKey[]): string {
-  const section = at.length === 0 ? undefined : (sections as Record<string, z.ZodObject | undefined>)[String(at[0])];
-  return Object.keys(section === undefined ? ConfigSchema.shape : section.shape).join(', ');
+  let schema: z.ZodType = ConfigSchema;
+  for (const seg of at) {
+    // Through defaults, optionals and records to the table's object schema.
+    for (;;) {
+      if (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) schema = schema.unwrap() as z.ZodType;
+      else if (schema instanceof z.ZodRecord) schema = schema.valueType as z.ZodType;
+      else break;
+    }
+    const next = schema instanceof z.ZodObject ? (schema.shape as Record<string, z.ZodType | undefined>)[String(seg)] : undefined;
+    if (next === undefined) break;
+    schema = next;
+  }
+  while (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) schema = schema.unwrap() as z.ZodType;
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape).join(', ') : '';
 }
 
 function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: string): ResolvedConfig {
@@ -475,6 +500,7 @@ function resolve(c: RawConfig, sources: ReadonlyMap<string, string>, homeDir: st
       },
     },
     devchain: { genesisAccounts: c.devchain.genesis_accounts },
+    gossip: resolveGossip(c.gossip, sources),
     log: c.log,
     sources,
   };

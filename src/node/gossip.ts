@@ -96,6 +96,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#validators.set(topic, validator);
   }
 
+  /** The topic's validator, if one is set (the API runs it on local publishes). */
+  validator(topic: string): Validator | undefined {
+    return this.#validators.get(topic);
+  }
+
   subscribe(topic: string): void {
     this.#run(this.router.subscribe(topic, this.#clock.now()));
   }

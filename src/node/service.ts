@@ -1,7 +1,8 @@
 /**
  * The long-running node process (`pqnet listen`): from a validated
  * configuration, prepare the data directory, load or generate the identity,
- * build and start the `Node`, and log what happens to its peers.
+ * build and start the `Node` (with chain sync and gossip unless turned off),
+ * and log what happens to its peers.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -24,6 +25,11 @@ import { DevProducer } from './producer.ts';
 import { Relay } from './relay.ts';
 import { StateSyncService } from './state-sync.ts';
 import { addRelayMetrics, addSyncMetrics } from './sync-metrics.ts';
+import { GOSSIP_PROTOCOL } from '../gossip/messages.ts';
+import { gossipApi } from '../rpc/gossip.ts';
+import { ChainGossip } from './chain-gossip.ts';
+import { Gossip } from './gossip.ts';
+import { addGossipMetrics } from './gossip-metrics.ts';
 
 export interface NodeService {
   readonly node: Node;
@@ -33,6 +39,10 @@ export interface NodeService {
   readonly chain: Devchain | undefined;
   readonly sync: ChainSync | undefined;
   readonly relay: Relay | undefined;
+  /** Gossip, unless `gossip.enabled` is false; the configured topics are joined. */
+  readonly gossip: Gossip | undefined;
+  /** Blocks and transactions through the `blocks` and `txs` topics, when both sync and gossip are on and `gossip.chain` is true. */
+  readonly chainGossip: ChainGossip | undefined;
   /** The HTTP API, unless `api.enabled` is false. */
   readonly api: ApiServer | undefined;
   /** Graceful: peers get GOODBYE SHUTDOWN, the store is closed. */
@@ -105,10 +115,12 @@ export async function startNodeService(config: ResolvedConfig, log: Logger): Pro
 }
 
 async function startWith(config: ResolvedConfig, log: Logger, identity: Identity, clock: SystemClock, chain: Devchain | undefined): Promise<NodeService> {
+  const protocols = [...(chain === undefined ? [] : [SYNC_PROTOCOL]), ...(config.gossip.enabled ? [GOSSIP_PROTOCOL] : [])];
   const node = new Node({
     identity,
     clock,
-    ...(chain === undefined ? {} : { protocols: [SYNC_PROTOCOL], height: () => chain.tip().height }),
+    ...(protocols.length === 0 ? {} : { protocols }),
+    ...(chain === undefined ? {} : { height: () => chain.tip().height }),
     chainId: config.chainId,
     storePath: config.dbPath,
     listen: config.listen,
@@ -161,17 +173,33 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
     });
     relay.on('fault', (e) => log.error({ err: e }, 'relay: local failure'));
   }
+  // Gossip registers its message types on the node, so it comes before start.
+  const gossip = config.gossip.enabled ? new Gossip(node, clock, { params: config.gossip.params }) : undefined;
+  if (gossip !== undefined) {
+    for (const [name, spec] of Object.entries(config.gossip.define)) gossip.define(name, spec);
+    gossip.on('fault', (e) => log.error({ err: e }, 'gossip: local failure'));
+  }
+  // The chain's blocks and transactions through gossip topics (it joins `blocks` and `txs`).
+  const chainGossip = gossip !== undefined && config.gossip.chain && chain !== undefined && relay !== undefined && sync !== undefined ? new ChainGossip(gossip, { chain, relay, sync, clock, log }) : undefined;
   try {
     await node.start();
   } catch (e) {
     stateSync?.stop();
+    chainGossip?.stop();
+    gossip?.stop();
     throw isPqnetError(e) ? e : new PqnetError('LISTEN_FAILED', (e as Error).message, { cause: e });
   }
   sync?.start();
   if (wantState) stateSync?.start();
+  if (gossip !== undefined) {
+    for (const topic of config.gossip.topics) gossip.subscribe(topic);
+    const p = gossip.router.params;
+    log.info({ topics: config.gossip.topics, flood: p.flood, D: p.D, Dlo: p.Dlo, Dhi: p.Dhi, heartbeatMs: p.heartbeatMs }, 'gossip: subscribed');
+  }
   const metrics = createNodeMetrics(node);
   const syncMetrics = sync === undefined ? undefined : addSyncMetrics(sync, metrics.registry);
   if (relay !== undefined) addRelayMetrics(relay, metrics.registry);
+  const gossipMetrics = gossip === undefined ? undefined : addGossipMetrics(gossip, metrics.registry);
   const producer =
     chain === undefined || relay === undefined
       ? undefined
@@ -191,6 +219,7 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
             blocks: { ...sync.blocks.stats() },
             ...(relay === undefined ? {} : { relay: relay.stats() }),
             ...(stateSync === undefined ? {} : { state: stateSync.stats() }),
+            ...(chainGossip === undefined ? {} : { gossip: chainGossip.stats() }),
           }),
           publish: (r) => (r.kind === 'blocks' ? producer.blocks(r.count, r.txsPerBlock) : producer.txs(r.count)),
         };
@@ -199,16 +228,29 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   if (config.api.enabled) {
     try {
       const token = config.api.token ?? (await loadOrCreateApiToken(config.tokenPath, log));
-      api = await ApiServer.start({ node, ...(chainApi === undefined ? {} : { chain: chainApi }), metrics: metrics.registry, host: config.api.host, port: config.api.port, token, maxBodyBytes: config.api.maxBodyBytes, log });
+      api = await ApiServer.start({
+        node,
+        ...(chainApi === undefined ? {} : { chain: chainApi }),
+        ...(gossip === undefined ? {} : { gossip: gossipApi({ gossip, node, validator: (topic) => gossip.validator(topic) }) }),
+        metrics: metrics.registry,
+        host: config.api.host,
+        port: config.api.port,
+        token,
+        maxBodyBytes: config.api.maxBodyBytes,
+        log,
+      });
       await writeFile(addrFile, `${api.address}\n`, { mode: 0o644 });
       await chmod(addrFile, 0o644);
     } catch (e) {
       await api?.close();
       syncMetrics?.close();
+      gossipMetrics?.close();
       metrics.close();
       sync?.stop();
       relay?.stop();
       stateSync?.stop();
+      chainGossip?.stop();
+      gossip?.stop();
       await node.stop();
       if (isPqnetError(e)) throw e;
       throw new PqnetError('LISTEN_FAILED', `API on ${config.api.host}:${config.api.port}: ${(e as Error).message}`, { cause: e });
@@ -223,6 +265,8 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
     chain,
     sync,
     relay,
+    gossip,
+    chainGossip,
     api,
     async stop() {
       // The API stops accepting first, but requests under way (a connect waiting on its handshake)
@@ -231,6 +275,8 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
       sync?.stop();
       relay?.stop();
       stateSync?.stop();
+      chainGossip?.stop();
+      gossip?.stop();
       await node.stop();
       chain?.close();
       if (api !== undefined) {
@@ -240,6 +286,7 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
         if (written.trim() === api.address) await rm(addrFile, { force: true });
       }
       syncMetrics?.close();
+      gossipMetrics?.close();
       metrics.close();
       log.info({ peerId: node.peerId }, 'node stopped');
     },

@@ -18,6 +18,9 @@ import type {
   ConnectResponse,
   DisconnectRequest,
   DisconnectResponse,
+  GossipPublishRequest,
+  GossipPublishResponse,
+  GossipStatusResponse,
   HealthResponse,
   InfoResponse,
   PeersResponse,
@@ -147,7 +150,20 @@ export class ApiClient {
     return this.#json('GET', '/sync/status', undefined, 'progress', (b) => isObject(b['progress']));
   }
 
+  /** `GET /gossip/status`: parameters, topics, control, caches and peers (404 NO_GOSSIP if the node runs no gossip). */
+  async gossipStatus(): Promise<GossipStatusResponse> {
+    return this.#json('GET', '/gossip/status', undefined, 'params, topics and peers', (b) => isObject(b['params']) && Array.isArray(b['topics']) && Array.isArray(b['peers']));
+  }
+
   // ---- Operator actions (bearer token) ----
+
+  /**
+   * `POST /gossip/publish`: the node publishes one item on a topic (after the
+   * topic's validator). `data` is the payload, base64 (`Buffer.toString('base64')`).
+   */
+  async gossipPublish(req: GossipPublishRequest): Promise<GossipPublishResponse> {
+    return this.#json('POST', '/gossip/publish', req, 'id', (b) => typeof b['id'] === 'string' && typeof b['peers'] === 'number');
+  }
 
   /** `POST /chain/publish`: the node makes blocks or transactions and announces them. */
   async publish(req: PublishRequest): Promise<PublishResponse> {

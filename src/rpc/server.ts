@@ -13,6 +13,8 @@
  *   POST /p2p/unban        {peerId | address}                bearer token
  *   GET  /sync/status      chain sync progress and counters (404 without sync)
  *   POST /chain/publish    {kind: blocks | txs, count, txsPerBlock?}  bearer token
+ *   GET  /gossip/status    gossip parameters, topics, control, caches, peers (404 without gossip)
+ *   POST /gossip/publish   {topic, data (base64)}                    bearer token
  *
  * Reads are open (the API binds to loopback unless configured with a token);
  * every action needs `Authorization: Bearer <token>`. Bodies are JSON, capped
@@ -33,8 +35,9 @@ import type { Node, PeerInfo } from '../node/node.ts';
 import { PEER_PROTOCOL_VERSION } from '../peer/messages.ts';
 import type { BanRecord } from '../peer/types.ts';
 import type { SyncProgress } from '../sync/progress.ts';
+import type { GossipApi } from './gossip.ts';
 import type {
-  BanJson, HealthResponse, InfoResponse, PeerJson, PublishRequest, PublishResponse, StatsResponse, SyncProgressJson, SyncStatusResponse,
+  BanJson, GossipPublishResponse, GossipStatusResponse, HealthResponse, InfoResponse, PeerJson, PublishRequest, PublishResponse, StatsResponse, SyncProgressJson, SyncStatusResponse,
 } from './types.ts';
 
 export const PQNET_VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -57,6 +60,8 @@ export interface ChainApi {
 export interface ApiServerOptions {
   readonly node: Node;
   readonly chain?: ChainApi;
+  /** Gossip, when the node runs it (src/rpc/gossip.ts builds this from a `Gossip`). */
+  readonly gossip?: GossipApi;
   readonly metrics: Registry;
   readonly host: string;
   /** 0 picks a free port (see `address`). */
@@ -104,6 +109,14 @@ const PublishBody = z.strictObject({
   count: z.int().min(1).max(MAX_PUBLISH),
   txsPerBlock: z.int().min(0).max(100_000).optional(),
 });
+/** Standard base64 with padding; the body cap (`maxBodyBytes`) bounds its length. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const GossipPublishBody = z.strictObject({
+  topic: z.string().min(1).max(64),
+  data: z.string().regex(BASE64, 'expected base64 (standard alphabet, padded)'),
+});
+/** How the router's refusals of a local publish are answered. */
+const GOSSIP_PUBLISH_STATUS: Readonly<Record<string, number>> = { GOSSIP_UNKNOWN_TOPIC: 404, GOSSIP_OVERSIZE: 413, GOSSIP_DUPLICATE: 409 };
 
 export class ApiServer {
   readonly #server: Server;
@@ -132,6 +145,8 @@ export class ApiServer {
     this.#post('/p2p/unban', UnbanBody, (b) => this.#unban(b));
     this.#get('/sync/status', () => ({ body: this.#syncStatus() }));
     this.#post('/chain/publish', PublishBody, (b) => this.#publish(b));
+    this.#get('/gossip/status', () => ({ body: this.#gossipStatus() }));
+    this.#post('/gossip/publish', GossipPublishBody, (b) => this.#gossipPublish(b));
   }
 
   /** Bind and serve; rejects (with the socket error, e.g. EADDRINUSE) if the address cannot be bound. */
@@ -263,8 +278,9 @@ export class ApiServer {
   #health(): { status: number; body: HealthResponse } {
     const h = this.#o.node.health();
     const { scores, ...rest } = h;
+    const gossip = h.running ? (this.#o.gossip?.health() ?? null) : null;
     const body: HealthResponse = {
-      status: h.running ? 'ok' : 'stopped',
+      status: !h.running ? 'stopped' : gossip?.status === 'degraded' ? 'degraded' : 'ok',
       uptimeMs: Date.now() - this.#startedAt,
       peerId: rest.peerId,
       listening: rest.listening,
@@ -279,6 +295,7 @@ export class ApiServer {
       rejects: rest.rejects,
       disconnects: rest.disconnects,
       sync: this.#o.chain === undefined ? null : progressJson(this.#o.chain.progress()),
+      gossip,
     };
     return { status: h.running ? 200 : 503, body };
   }
@@ -298,6 +315,35 @@ export class ApiServer {
     this.#o.log?.info({ kind: b.kind, count: b.count, txsPerBlock: b.txsPerBlock }, 'api: publish');
     const request: PublishRequest = b.txsPerBlock === undefined ? { kind: b.kind, count: b.count } : { kind: b.kind, count: b.count, txsPerBlock: b.txsPerBlock };
     return { body: await c.publish(request) };
+  }
+
+  #gossip(): GossipApi {
+    if (this.#o.gossip === undefined) throw new HttpError(404, 'NO_GOSSIP', 'this node does not run gossip (gossip.enabled = false)');
+    return this.#o.gossip;
+  }
+
+  #gossipStatus(): GossipStatusResponse {
+    return this.#gossip().status();
+  }
+
+  async #gossipPublish(b: z.infer<typeof GossipPublishBody>): Promise<{ body: GossipPublishResponse }> {
+    const g = this.#gossip();
+    // A copy of its own: the item is kept in the message cache, and a small Buffer would pin a pool slab.
+    const payload = new Uint8Array(Buffer.from(b.data, 'base64'));
+    this.#o.log?.info({ topic: b.topic, bytes: payload.length }, 'api: gossip publish');
+    let r: Awaited<ReturnType<GossipApi['publish']>>;
+    try {
+      r = await g.publish(b.topic, payload);
+    } catch (e) {
+      const status = isPqnetError(e) ? GOSSIP_PUBLISH_STATUS[e.code] : undefined;
+      if (status !== undefined) throw new HttpError(status, (e as PqnetError).code, (e as PqnetError).message);
+      throw e;
+    }
+    if ('refused' in r) {
+      if (r.refused === 'reject') throw new HttpError(400, 'GOSSIP_INVALID', `${b.topic}: the topic's validator rejected the item; not published`);
+      throw new HttpError(400, 'GOSSIP_IGNORED', `${b.topic}: the topic's validator ignored the item; not published`);
+    }
+    return { body: r };
   }
 
   #info(): InfoResponse {

@@ -100,8 +100,11 @@ export interface InfoResponse {
 }
 
 export interface HealthResponse {
-  /** `ok` while the node runs; the response is 503 otherwise. */
-  readonly status: 'ok' | 'stopped';
+  /**
+   * `ok` while the node runs, `degraded` while it runs with a warning (see
+   * `gossip.warnings`; still 200), `stopped` (503) once it has stopped.
+   */
+  readonly status: 'ok' | 'degraded' | 'stopped';
   readonly peerId: string;
   readonly uptimeMs: number;
   readonly listening: readonly string[];
@@ -117,6 +120,8 @@ export interface HealthResponse {
   readonly disconnects: Readonly<Record<string, number>>;
   /** Chain sync, when the node runs it (null otherwise). */
   readonly sync: SyncProgressJson | null;
+  /** Gossip, when the node runs it (null otherwise). */
+  readonly gossip: GossipHealthJson | null;
 }
 
 /**
@@ -214,4 +219,99 @@ export interface UnbanRequest {
 
 export interface UnbanResponse {
   readonly unbanned: true;
+}
+
+// ---- Gossip (GET /gossip/status, POST /gossip/publish, /health's gossip) ----
+
+/** `/health` `.gossip`: the subscribed topics' meshes, and what looks wrong. */
+export interface GossipHealthJson {
+  /** `degraded` when a warning applies (the node's `status` is then `degraded` too). */
+  readonly status: 'ok' | 'degraded';
+  /** Active peers that speak gossip (announce `pqnet/gossip/1`). */
+  readonly peers: number;
+  /** Flood mode: no meshes, so an empty mesh is not a warning. */
+  readonly flood: boolean;
+  /** Per subscribed topic: mesh members and subscribed peers. */
+  readonly topics: readonly { readonly topic: string; readonly mesh: number; readonly peers: number }[];
+  /** e.g. `topic blocks: empty mesh with 3 gossip peers connected (0 of them subscribed)`. */
+  readonly warnings: readonly string[];
+}
+
+/** One topic in `GET /gossip/status`: its settings, peers and counters since start. */
+export interface GossipTopicJson {
+  readonly topic: string;
+  /** This node has joined it. */
+  readonly subscribed: boolean;
+  readonly priority: string;
+  readonly maxBytes: number;
+  /** The per-peer inbound cap: `ratePerSecond` items per second, bursts of `burst`. */
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  /** Peers in our mesh, our fanout (published to without joining), and subscribed to the topic. */
+  readonly mesh: number;
+  readonly fanout: number;
+  readonly peers: number;
+  /** Mesh members we choked (they announce to us), and that choked us. */
+  readonly choking: number;
+  readonly chokedBy: number;
+  /** Items from peers by outcome (`accepted`, `duplicate`, `rejected`, `rate_limited`, ...). */
+  readonly received: Readonly<Record<string, number>>;
+  /** Items pushed to peers, and announced by IHAVE instead. */
+  readonly sent: number;
+  readonly announced: number;
+  /** Items published by this node. */
+  readonly published: number;
+}
+
+export interface GossipTopicScoreJson {
+  readonly topic: string;
+  readonly inMeshMs: number;
+  readonly firstDeliveries: number;
+  readonly meshDeliveries: number;
+  readonly invalid: number;
+  readonly score: number;
+}
+
+/** One peer that speaks gossip, as the router sees it. */
+export interface GossipPeerJson {
+  readonly peerId: string;
+  readonly outbound: boolean;
+  /** Topics it subscribes to, those where it is in our mesh, where we choked it and where it choked us. */
+  readonly topics: readonly string[];
+  readonly mesh: readonly string[];
+  readonly choking: readonly string[];
+  readonly chokedBy: readonly string[];
+  readonly scores: readonly GossipTopicScoreJson[];
+}
+
+/** `GET /gossip/status`. */
+export interface GossipStatusResponse {
+  /** The router's parameters in use (`D`, `Dlo`, `Dhi`, `Dlazy`, `Dunchoked`, `heartbeatMs`, `flood`, ...). */
+  readonly params: Readonly<Record<string, number | boolean>>;
+  /** Every registered topic, the subscribed ones first. */
+  readonly topics: readonly GossipTopicJson[];
+  /** Control by type (graft, prune, ihave, iwant, idontwant, choke, unchoke). */
+  readonly control: Readonly<Record<string, { readonly sent: number; readonly received: number }>>;
+  /** Message ids sent in IHAVE, and IHAVE offers not delivered after IWANT. */
+  readonly ihaveIds: number;
+  readonly brokenPromises: number;
+  /** Seen item ids, cached items (served to IWANT), ids asked for, items waiting for their validator. */
+  readonly cache: { readonly seen: number; readonly mcache: number; readonly wanted: number; readonly validating: number };
+  readonly peers: readonly GossipPeerJson[];
+}
+
+/** `POST /gossip/publish`. */
+export interface GossipPublishRequest {
+  readonly topic: string;
+  /** The payload, base64 (standard alphabet, padded). */
+  readonly data: string;
+}
+
+export interface GossipPublishResponse {
+  readonly topic: string;
+  /** The item's message id, hex. */
+  readonly id: string;
+  readonly bytes: number;
+  /** Peers it was pushed or announced to. */
+  readonly peers: number;
 }

@@ -28,7 +28,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { hex } from '../../src/chain/adapter.ts';
 import { Devchain } from '../../src/chain/devchain/index.ts';
-import type { BansResponse, HealthResponse, PeersResponse, StatsResponse } from '../../src/rpc/types.ts';
+import type { BansResponse, GossipStatusResponse, HealthResponse, PeersResponse, StatsResponse } from '../../src/rpc/types.ts';
 import { eventually, NodeProcess, ok } from './_cli.ts';
 
 const N = 10_000;
@@ -233,9 +233,10 @@ test('relay: transactions published at A reach C through B; A\'s next block reac
   const b = nodeDir('b4');
   const c = nodeDir('c4');
   try {
-    const A = await a.start('tcp://127.0.0.1:0', [], 'info');
-    const B = await b.start('tcp://127.0.0.1:0', ['--seed', A.listen], 'info');
-    const C = await c.start('tcp://127.0.0.1:0', [], 'info');
+    // Relay alone (gossip would carry the transactions and the block: the next test).
+    const A = await a.start('tcp://127.0.0.1:0', ['--no-gossip'], 'info');
+    const B = await b.start('tcp://127.0.0.1:0', ['--seed', A.listen, '--no-gossip'], 'info');
+    const C = await c.start('tcp://127.0.0.1:0', ['--no-gossip'], 'info');
     await ok(['peer', 'connect', '--addr', B.listen, '--data-dir', c.dir]);
     const relay = async (api: string): Promise<RelayCounts> => (await json<{ relay: RelayCounts }>(api, '/sync/status')).relay;
     // A and C are not connected: what C gets comes through B.
@@ -256,6 +257,41 @@ test('relay: transactions published at A reach C through B; A\'s next block reac
       assert.ok(r.compactRebuilt >= 1, `rebuilt: ${JSON.stringify(r)}`);
       assert.equal(r.blockTxnRequested, 0, 'no transaction of the block was fetched');
       assert.equal(r.fullBlocksReceived, 0, 'no full block was fetched');
+      assert.equal(r.mempool.txs, 0, 'the mined transactions left the mempool');
+    }
+  } finally {
+    for (const n of [a, b, c]) n.kill();
+  }
+});
+
+test('gossip: with gossip on (the default), transactions published at A reach C through B on the txs topic, and A\'s next block on the blocks topic; relay announces neither', { timeout: 120_000 }, async () => {
+  const a = nodeDir('a6');
+  const b = nodeDir('b6');
+  const c = nodeDir('c6');
+  try {
+    const A = await a.start('tcp://127.0.0.1:0', [], 'info');
+    const B = await b.start('tcp://127.0.0.1:0', ['--seed', A.listen], 'info');
+    const C = await c.start('tcp://127.0.0.1:0', [], 'info');
+    await ok(['peer', 'connect', '--addr', B.listen, '--data-dir', c.dir]);
+    const relay = async (api: string): Promise<RelayCounts> => (await json<{ relay: RelayCounts }>(api, '/sync/status')).relay;
+    const topic = async (api: string, name: string): Promise<{ published: number; received: Record<string, number> }> =>
+      (await json<GossipStatusResponse>(api, '/gossip/status')).topics.find((t) => t.topic === name)!;
+    // Meshes form on the heartbeat; publish once B has both in its txs mesh.
+    await eventually(async () => (await json<GossipStatusResponse>(B.api, '/gossip/status')).topics.find((t) => t.topic === 'txs')!.mesh === 2, 'B to mesh with A and C', 300);
+
+    assert.match(await ok(['publish', 'txs', '--count', '20', '--data-dir', a.dir]), /published 20 transactions/);
+    await eventually(async () => (await relay(C.api)).mempool.txs === 20, 'the 20 transactions to reach C', 300);
+    assert.equal((await topic(A.api, 'txs')).published, 20);
+    assert.equal((await topic(C.api, 'txs')).received['accepted'], 20, 'C accepted each from the txs topic');
+    assert.equal((await relay(C.api)).txsRequested, 0, 'C fetched none by relay');
+
+    const published = await ok(['publish', 'blocks', '--count', '1', '--data-dir', a.dir, '--json']);
+    const tip = (JSON.parse(published) as { tipHash: string }).tipHash;
+    for (const api of [B.api, C.api]) await eventually(async () => (await health(api)).sync?.tipHash === tip, 'the block to reach B and C', 300);
+    for (const api of [B.api, C.api]) {
+      assert.equal((await topic(api, 'blocks')).received['accepted'], 1, 'the block came on the blocks topic');
+      const r = await relay(api);
+      assert.equal(r.compactRebuilt + r.fullBlocksReceived, 0, `no block by relay: ${JSON.stringify(r)}`);
       assert.equal(r.mempool.txs, 0, 'the mined transactions left the mempool');
     }
   } finally {

@@ -111,6 +111,7 @@ const health: HealthResponse = {
   rejects: {},
   disconnects: {},
   sync: null,
+  gossip: null,
 };
 
 const stats: StatsResponse = {
