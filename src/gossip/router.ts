@@ -525,7 +525,14 @@ export class GossipRouter {
     c.meshTimePoints = 0;
     c.meshDeliveries = 0;
     const p = this.#peers.get(peerId);
-    if (t.choke.joined(peerId, t.mesh, now) && p !== undefined) this.#ctl(p).choke.push(t.spec.name);
+    if (p === undefined) return;
+    if (t.choke.joined(peerId, t.mesh, now)) this.#ctl(p).choke.push(t.spec.name);
+    // Items that went out before it joined reached neither it (not a member) nor its IHAVE (members get none): offer them now.
+    for (const it of this.#mcache.gossipItems(t.spec.name, this.params.maxIHaveLength)) {
+      if (it.holders.has(peerId)) continue;
+      it.holders.add(peerId);
+      this.#addIHave(p, t.spec.name, it.id);
+    }
   }
 
   #leaveMesh(t: TopicState, peerId: string): void {

@@ -192,3 +192,21 @@ test('CHOKE and UNCHOKE survive the wire, and a CHOKE for a topic outside the me
   assert.deepEqual(r.peerStatus('p', 0)?.chokedBy, []);
   assert.equal(r.stats().control.choke.received, 1);
 });
+
+test('a peer that joins the mesh is offered the recent ids it does not hold (items that went out just before it joined)', () => {
+  // No lazy gossip to non-members: only the join offer can tell F about the item.
+  const net = new RouterNet({ D: 1, Dlo: 1, Dhi: 2, Dscore: 1, Dout: 0, Dlazy: 0, gossipFactor: 0, floodPublish: false });
+  for (const n of ['x', 'a', 'f']) net.add(n);
+  net.connect('x', 'a');
+  net.connect('x', 'f');
+  net.subscribe('txs', 'x', 'a');
+  net.advance(1_000);
+  const item = payloadOf(5);
+  net.publish('a', 'txs', item);
+  assert.deepEqual(net.receivers(item), new Set(['x']));
+  net.subscribe('txs', 'f'); // F grafts X
+  assert.ok(net.get('x').meshPeers('txs').includes('f'));
+  assert.ok(net.receivers(item).has('f'), 'F pulled the item X offered when it joined');
+  net.advance(3_000);
+  assert.equal(net.items((s) => s.to === 'f').length, 1, 'offered once, pulled once');
+});
