@@ -10,6 +10,7 @@
 import { PqnetError } from '../core/errors.ts';
 import { GOSSIP_PROTOCOL } from '../gossip/messages.ts';
 import type { TopicStats } from '../gossip/router.ts';
+import { zeroOutcomes } from '../gossip/types.ts';
 import type { Gossip, Validator } from '../node/gossip.ts';
 import type { Node } from '../node/node.ts';
 import type { GossipHealthJson, GossipPeerJson, GossipPublishResponse, GossipStatusResponse, GossipTopicJson } from './types.ts';
@@ -40,7 +41,7 @@ export interface GossipApiOptions {
 
 const NO_STATS: TopicStats = Object.freeze({
   published: 0,
-  received: Object.freeze({ accepted: 0, ignored: 0, rejected: 0, duplicate: 0, rate_limited: 0, oversize: 0, greylisted: 0, unsubscribed: 0, unknown_topic: 0, throttled: 0 }),
+  received: Object.freeze(zeroOutcomes()),
   sent: 0,
   announced: 0,
   mesh: 0,
