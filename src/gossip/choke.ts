@@ -12,8 +12,11 @@
  * joins choked when `Dunchoked` others already push). It unchokes (the router sends UNCHOKE) when the unchoked set
  * falls below `Dunchoked` (members left), when a choked member's IHAVE got us
  * an item before any push did (our pushers are slower than it), and one
- * random choked member every `exploreTicks` heartbeats, so a member that has
- * become faster gets measured again.
+ * random choked member every `exploreWindows` decisions, at the window's
+ * boundary so the next window judges it in full: a member that has become
+ * faster gets measured again. Exploring by windows, not by time, keeps a
+ * low-rate topic (a window longer than the exploration period) from having
+ * every window spoilt by a member unchoked halfway through it.
  */
 import type { Random } from '../core/random.ts';
 import { uniformInt } from '../core/random.ts';
@@ -34,13 +37,16 @@ export class ChokeTracker {
   #items = 0;
   #windowStart = 0;
 
-  /** Members kept pushing (0: choking off), and items per decision window. */
+  /** Members kept pushing (0: choking off), items per decision window, and decisions between explorations (0: none). */
   readonly unchoked: number;
   readonly window: number;
+  readonly exploreWindows: number;
+  #decisions = 0;
 
-  constructor(unchoked: number, window: number) {
+  constructor(unchoked: number, window: number, exploreWindows = 0) {
     this.unchoked = unchoked;
     this.window = window;
+    this.exploreWindows = exploreWindows;
   }
 
   get enabled(): boolean {
@@ -49,8 +55,8 @@ export class ChokeTracker {
 
   /** A new mesh member; true when it should be choked at once (`unchoked` others already push to us). */
   joined(peer: string, mesh: ReadonlySet<string>, now: number): boolean {
-    this.#since.set(peer, now);
     if (!this.enabled) return false;
+    this.#since.set(peer, now);
     let open = 0;
     for (const p of mesh) if (p !== peer && !this.choking.has(p)) open++;
     if (open < this.unchoked) return false;
@@ -67,20 +73,23 @@ export class ChokeTracker {
 
   /** `peer` (a mesh member) delivered an item first; true when a decision is due. */
   first(peer: string | undefined): boolean {
+    if (!this.enabled) return false;
     if (peer !== undefined) this.#t(peer).firsts++;
     return ++this.#items >= this.window;
   }
 
   duplicate(peer: string): void {
-    this.#t(peer).duplicates++;
+    if (this.enabled) this.#t(peer).duplicates++;
   }
 
   /**
    * Close the window: the members to choke, so that at most `unchoked` stay
-   * unchoked. Nobody is choked while a member that joined or was unchoked
-   * during the window is open (its tally is partial).
+   * unchoked, and every `exploreWindows` decisions one member choked before
+   * to unchoke (already taken out of `choking`). Nobody is choked while a
+   * member that joined or was unchoked during the window is open (its tally
+   * is partial).
    */
-  decide(mesh: ReadonlySet<string>, now: number): string[] {
+  decide(mesh: ReadonlySet<string>, now: number, random: Random): { choke: string[]; unchoke: string | undefined } {
     const start = this.#windowStart;
     this.#windowStart = now;
     this.#items = 0;
@@ -101,8 +110,14 @@ export class ChokeTracker {
       choke = ranked.slice(Math.max(0, judged.length - excess));
     }
     tallies.clear();
+    let unchoke: string | undefined;
+    if (this.exploreWindows > 0 && ++this.#decisions % this.exploreWindows === 0) {
+      const before = [...this.choking];
+      if (before.length > 0) unchoke = before[uniformInt(random, before.length)];
+      if (unchoke !== undefined) this.unchoke(unchoke, now);
+    }
     for (const p of choke) this.choking.add(p);
-    return choke;
+    return { choke, unchoke };
   }
 
   /** Unchoke `peer` (if we choked it); true if it was. */
@@ -121,12 +136,6 @@ export class ChokeTracker {
       out.push(choked.splice(uniformInt(random, choked.length), 1)[0]!);
     }
     return out;
-  }
-
-  /** One random choked member to measure again, if any. */
-  explore(random: Random): string | undefined {
-    if (this.choking.size === 0) return undefined;
-    return [...this.choking][uniformInt(random, this.choking.size)];
   }
 
   #t(peer: string): Tally {

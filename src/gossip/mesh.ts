@@ -64,14 +64,8 @@ export function maintainMesh(h: MeshHost, t: TopicState, now: number): void {
     }
   }
   opportunisticGraft(h, t, now);
-  if (t.choke.enabled) {
-    // Keep D_unchoked members pushing, and now and then measure a choked one again.
-    for (const id of t.choke.refill(t.mesh, h.random)) h.unchoke(t, id, now);
-    if (P.unchokeExploreTicks > 0 && h.heartbeats % P.unchokeExploreTicks === 0) {
-      const id = t.choke.explore(h.random);
-      if (id !== undefined) h.unchoke(t, id, now);
-    }
-  }
+  // Keep D_unchoked members pushing.
+  if (t.choke.enabled) for (const id of t.choke.refill(t.mesh, h.random)) h.unchoke(t, id, now);
 }
 
 /** An oversized mesh keeps the D_score best, then random others up to D, with at least D_out outbound. */

@@ -24,8 +24,8 @@ export interface GossipParams {
   readonly Dunchoked: number;
   /** Items observed between two choke decisions. */
   readonly chokeWindow: number;
-  /** Every this many heartbeats one random choked member is unchoked to be measured again (0: never). */
-  readonly unchokeExploreTicks: number;
+  /** Every this many choke decisions one random choked member is unchoked to be measured again (0: never). */
+  readonly unchokeExploreWindows: number;
   /** Peers outside the mesh sent IHAVE gossip per heartbeat, at least. */
   readonly Dlazy: number;
   /** ... or this share of the eligible peers, if more. */
@@ -85,7 +85,7 @@ export const DEFAULT_GOSSIP_PARAMS: GossipParams = Object.freeze({
   Dout: 2,
   Dunchoked: 3,
   chokeWindow: 8,
-  unchokeExploreTicks: 10,
+  unchokeExploreWindows: 10,
   Dlazy: 6,
   gossipFactor: 0.25,
   heartbeatMs: 1_000,
@@ -133,7 +133,7 @@ export function checkParams(p: GossipParams): GossipParams {
   for (const [k, v] of Object.entries(p)) {
     if (typeof v === 'number' && (!Number.isFinite(v) || v < 0)) bad(`${k} must be a finite number >= 0`);
   }
-  const ints = ['D', 'Dlo', 'Dhi', 'Dscore', 'Dout', 'Dunchoked', 'chokeWindow', 'unchokeExploreTicks', 'Dlazy', 'historyLength', 'historyGossip', 'seenMax', 'maxIHaveMessages', 'maxIHaveLength', 'gossipRetransmission', 'maxIDontWant', 'maxPendingValidations', 'maxTopicsPerPeer', 'opportunisticGraftTicks', 'opportunisticGraftPeers'] as const;
+  const ints = ['D', 'Dlo', 'Dhi', 'Dscore', 'Dout', 'Dunchoked', 'chokeWindow', 'unchokeExploreWindows', 'Dlazy', 'historyLength', 'historyGossip', 'seenMax', 'maxIHaveMessages', 'maxIHaveLength', 'gossipRetransmission', 'maxIDontWant', 'maxPendingValidations', 'maxTopicsPerPeer', 'opportunisticGraftTicks', 'opportunisticGraftPeers'] as const;
   for (const k of ints) if (!Number.isInteger(p[k])) bad(`${k} must be an integer`);
   if (!(p.Dlo <= p.D && p.D <= p.Dhi)) bad(`need D_low <= D <= D_high (got ${p.Dlo}, ${p.D}, ${p.Dhi})`);
   if (p.D < 1) bad('D must be at least 1');
@@ -142,6 +142,7 @@ export function checkParams(p: GossipParams): GossipParams {
   if (p.Dout >= p.Dlo || p.Dout > p.D / 2) bad('D_out must be below D_low and at most D/2');
   if (p.historyGossip > p.historyLength || p.historyLength < 1) bad('need 1 <= historyLength and historyGossip <= historyLength');
   if (p.heartbeatMs < 10) bad('heartbeatMs must be at least 10');
+  if (p.iwantTimeoutMs <= 0) bad('iwantTimeoutMs must be above 0');
   if (p.seenTtlMs <= 0 || p.seenMax <= 0 || p.idontwantTtlMs <= 0 || p.maxIDontWant <= 0) bad('seen and IDONTWANT caches need a positive size and TTL');
   if (p.gossipFactor > 1 || p.outboundRateMargin > 1 || p.outboundRateMargin <= 0) bad('gossipFactor must be in [0, 1] and outboundRateMargin in (0, 1]');
   return Object.freeze({ ...p });

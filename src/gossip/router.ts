@@ -114,7 +114,7 @@ export class GossipRouter {
     this.#peers.delete(peerId);
     for (const t of this.#topics.values()) {
       t.peers.delete(peerId);
-      t.mesh.delete(peerId);
+      this.#leaveMesh(t, peerId);
       t.fanout?.delete(peerId);
     }
     this.#scores.forget(peerId);
@@ -300,6 +300,18 @@ export class GossipRouter {
     return [...(this.#topics.get(topic)?.fanout ?? [])];
   }
 
+  /** Is `peerId` subscribed to `topic` (O(1))? */
+  isSubscriber(topic: string, peerId: string): boolean {
+    return this.#topics.get(topic)?.peers.has(peerId) === true;
+  }
+
+  /** Has the item `payload` of `topic` been seen (published, received or being validated)? Throws GOSSIP_UNKNOWN_TOPIC. */
+  seen(topic: string, payload: Uint8Array, now: number): boolean {
+    const spec = this.topics.get(topic);
+    if (spec === undefined) throw new PqnetError('GOSSIP_UNKNOWN_TOPIC', `topic ${JSON.stringify(topic)} is not registered`);
+    return this.#seen.has(idKey(this.topics.msgId(spec, payload)), now);
+  }
+
   topicPeers(topic: string): string[] {
     return [...(this.#topics.get(topic)?.peers ?? [])];
   }
@@ -410,10 +422,13 @@ export class GossipRouter {
   #chokeOnFirst(t: TopicState, v: Validating, now: number): void {
     if (v.solicited && t.choke.choking.has(v.from)) this.#unchoke(t, v.from, now);
     if (!t.choke.first(t.mesh.has(v.from) ? v.from : undefined)) return;
-    for (const id of t.choke.decide(t.mesh, now)) {
+    const { choke, unchoke } = t.choke.decide(t.mesh, now, this.#random);
+    for (const id of choke) {
       const p = this.#peers.get(id);
       if (p !== undefined) this.#ctl(p).choke.push(t.spec.name);
     }
+    const p = unchoke === undefined ? undefined : this.#peers.get(unchoke);
+    if (p !== undefined) this.#ctl(p).unchoke.push(t.spec.name);
   }
 
   #unchoke(t: TopicState, peerId: string, now: number): void {
@@ -595,7 +610,7 @@ export class GossipRouter {
       if (spec === undefined) throw new PqnetError('GOSSIP_UNKNOWN_TOPIC', `topic ${JSON.stringify(name)} is not registered`);
       t = {
         spec, mesh: new Set(), fanout: undefined, fanoutLastPublish: 0, subscribed: false, peers: new Set(), backoff: new Map(),
-        choke: new ChokeTracker(this.params.flood ? 0 : this.params.Dunchoked, this.params.chokeWindow),
+        choke: new ChokeTracker(this.params.flood ? 0 : this.params.Dunchoked, this.params.chokeWindow, this.params.unchokeExploreWindows),
         published: 0, sent: 0, announced: 0, received: zeroOutcomes(),
       };
       this.#topics.set(name, t);

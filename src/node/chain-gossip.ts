@@ -366,7 +366,7 @@ export class ChainGossip {
   #leftToGossip(peer: string, kind: InvKind, hash: Hash): boolean {
     if (!this.#running) return false;
     const [carried, topic] = kind === InvKind.TX ? [this.#carriedTxs, TXS_TOPIC] : [this.#carriedBlocks, BLOCKS_TOPIC];
-    if (!carried.has(hex(hash), this.#clock.now()) || !this.#gossip.router.topicPeers(topic).includes(peer)) return false;
+    if (!carried.has(hex(hash), this.#clock.now()) || !this.#gossip.router.isSubscriber(topic, peer)) return false;
     this.#relaySkipped++;
     return true;
   }

@@ -59,6 +59,8 @@ export interface GossipConfig {
   readonly chain: boolean;
   /** Topics joined at start. */
   readonly topics: readonly string[];
+  /** `topics` was set (file, env or flag), not the default: the service joins them as asked. */
+  readonly topicsSet: boolean;
   /** The router's parameters: the defaults with `flood` and the mesh settings applied, checked. */
   readonly params: GossipParams;
   /** Topics defined or changed by `[gossip.topic.<name>]`, as `Gossip.define` takes them. */
@@ -141,5 +143,5 @@ export function resolveGossip(g: z.output<typeof gossipSection>, sources: Readon
       .replace(/\b(D_low|D_high|Dlo|Dhi|Dlazy|Dunchoked|heartbeatMs|D)\b/g, (k) => GOSSIP_PARAM_NAMES[k] ?? k);
     throw configInvalid(`gossip (${sourceOf(sources, ...Object.keys(GOSSIP_PARAM_KEYS).map((k) => `gossip.${k}`))}): ${message}`);
   }
-  return { enabled: g.enabled, chain: g.chain, topics, params, define };
+  return { enabled: g.enabled, chain: g.chain, topics, topicsSet: sources.has('gossip.topics'), params, define };
 }

@@ -96,6 +96,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.#validators.set(topic, validator);
   }
 
+  /** Has this item of `topic` been seen (published, received, or waiting for its validator)? Throws GOSSIP_UNKNOWN_TOPIC. */
+  seen(topic: string, payload: Uint8Array): boolean {
+    return this.router.seen(topic, payload, this.#clock.now());
+  }
+
   /** The topic's validator, if one is set (the API runs it on local publishes). */
   validator(topic: string): Validator | undefined {
     return this.#validators.get(topic);

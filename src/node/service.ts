@@ -27,7 +27,7 @@ import { StateSyncService } from './state-sync.ts';
 import { addRelayMetrics, addSyncMetrics } from './sync-metrics.ts';
 import { GOSSIP_PROTOCOL } from '../gossip/messages.ts';
 import { gossipApi } from '../rpc/gossip.ts';
-import { ChainGossip } from './chain-gossip.ts';
+import { BLOCKS_TOPIC, ChainGossip, TXS_TOPIC } from './chain-gossip.ts';
 import { Gossip } from './gossip.ts';
 import { addGossipMetrics } from './gossip-metrics.ts';
 
@@ -181,21 +181,29 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   }
   // The chain's blocks and transactions through gossip topics (it joins `blocks` and `txs`).
   const chainGossip = gossip !== undefined && config.gossip.chain && chain !== undefined && relay !== undefined && sync !== undefined ? new ChainGossip(gossip, { chain, relay, sync, clock, log }) : undefined;
+  // Without the bridge nothing validates the chain topics: joined, the node would forward anything on them
+  // (and be penalised by the peers that validate), so the default list's are left out. Listed by the operator, they are joined.
+  const unbridged = chainGossip === undefined ? config.gossip.topics.filter((t) => t === TXS_TOPIC || t === BLOCKS_TOPIC) : [];
+  const chainTopics: string[] = config.gossip.topicsSet ? [] : unbridged;
   try {
+    if (gossip !== undefined) {
+      for (const topic of config.gossip.topics) if (!chainTopics.includes(topic)) gossip.subscribe(topic);
+      const p = gossip.router.params;
+      const joined = gossip.router.topics.names().filter((t) => gossip.router.subscribed(t));
+      log.info({ topics: joined, flood: p.flood, D: p.D, Dlo: p.Dlo, Dhi: p.Dhi, Dunchoked: p.Dunchoked, heartbeatMs: p.heartbeatMs }, 'gossip: subscribed');
+      if (chainTopics.length > 0) log.warn({ topics: chainTopics }, 'gossip: not joining the chain topics without the chain bridge (sync off or gossip.chain false)');
+      else if (unbridged.length > 0) log.warn({ topics: unbridged }, 'gossip: chain topics joined without the chain bridge: items on them are not validated unless the application sets a validator');
+    }
     await node.start();
   } catch (e) {
     stateSync?.stop();
+    relay?.stop();
     chainGossip?.stop();
     gossip?.stop();
     throw isPqnetError(e) ? e : new PqnetError('LISTEN_FAILED', (e as Error).message, { cause: e });
   }
   sync?.start();
   if (wantState) stateSync?.start();
-  if (gossip !== undefined) {
-    for (const topic of config.gossip.topics) gossip.subscribe(topic);
-    const p = gossip.router.params;
-    log.info({ topics: config.gossip.topics, flood: p.flood, D: p.D, Dlo: p.Dlo, Dhi: p.Dhi, heartbeatMs: p.heartbeatMs }, 'gossip: subscribed');
-  }
   const metrics = createNodeMetrics(node);
   const syncMetrics = sync === undefined ? undefined : addSyncMetrics(sync, metrics.registry);
   if (relay !== undefined) addRelayMetrics(relay, metrics.registry);

@@ -138,6 +138,8 @@ export function gossipApi(o: GossipApiOptions): GossipApi {
       const spec = router.topics.get(topic);
       if (spec === undefined) throw new PqnetError('GOSSIP_UNKNOWN_TOPIC', `topic ${JSON.stringify(topic)} is not registered (known: ${router.topics.names().join(', ')})`);
       if (payload.length > spec.maxBytes) throw new PqnetError('GOSSIP_OVERSIZE', `${topic}: ${payload.length} bytes > ${spec.maxBytes}`);
+      // Before the validator, which may act on the item (the chain's admits a transaction to the mempool).
+      if (gossip.seen(topic, payload)) throw new PqnetError('GOSSIP_DUPLICATE', `${topic}: this item was already seen`);
       const validate = o.validator(topic);
       if (validate !== undefined) {
         const verdict = await validate(payload, node.peerId, topic);

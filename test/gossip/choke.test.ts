@@ -33,7 +33,7 @@ test('ChokeTracker: a window ranks members by first deliveries, then duplicates,
   const due = feed.map(([p]) => c.first(p));
   for (let i = 0; i < 3; i++) c.duplicate('a');
   assert.deepEqual(due, [false, false, false, false, false, true], 'the window closes after `window` items');
-  assert.deepEqual(c.decide(mesh, 10).sort(), ['b', 'd'], 'keeps c (most firsts) and a (ties b on firsts, more duplicates)');
+  assert.deepEqual(c.decide(mesh, 10, new SeededRandom('d')).choke.sort(), ['b', 'd'], 'keeps c (most firsts) and a (ties b on firsts, more duplicates)');
   assert.deepEqual([...c.choking].sort(), ['b', 'd']);
   // Refill: a leaves, so one choked member is unchoked to keep two pushing.
   c.left('a');
@@ -51,10 +51,11 @@ test('ChokeTracker: no member is choked while one unchoked during the window is 
   c.unchoke('b', 5);
   c.first('a');
   c.first('a');
-  assert.deepEqual(c.decide(mesh, 10), [], 'b was unchoked at 5, inside the window that opened at 0');
+  const rng = new SeededRandom('d');
+  assert.deepEqual(c.decide(mesh, 10, rng).choke, [], 'b was unchoked at 5, inside the window that opened at 0');
   c.first('b');
   c.first('b');
-  assert.deepEqual(c.decide(mesh, 20), ['a'], 'the next window judges both: a delivered nothing first');
+  assert.deepEqual(c.decide(mesh, 20, rng).choke, ['a'], 'the next window judges both: a delivered nothing first');
 });
 
 test('choke at join: a node keeps D_unchoked members pushing; the others announce by IHAVE and do not push', () => {
@@ -90,20 +91,39 @@ test('the origin pushes its own items to members that choked it', () => {
   for (const m of net.get('n0').meshPeers('txs')) assert.ok(pushedTo.has(m), `n0 pushed to its member ${m}`);
 });
 
-test('a window decision chokes the member that delivered nothing first and keeps the one that did', () => {
-  const net = star(['a', 'b', 'c'], { D: 3, Dlo: 2, Dhi: 6, Dscore: 2, Dout: 1, Dunchoked: 1, chokeWindow: 4, unchokeExploreTicks: 2 });
+test('ChokeTracker: every `exploreWindows` decisions one member choked before is unchoked, to be judged by the next full window', () => {
+  const c = new ChokeTracker(1, 1, 2);
+  const mesh = new Set(['a', 'b', 'c']);
+  c.joined('a', new Set(), 0);
+  c.joined('b', new Set(['a']), 0);
+  c.joined('c', new Set(['a', 'b']), 0);
+  const rng = new SeededRandom('x');
+  c.first('a');
+  assert.deepEqual(c.decide(mesh, 10, rng), { choke: [], unchoke: undefined });
+  c.first('a');
+  const second = c.decide(mesh, 20, rng);
+  assert.deepEqual(second.choke, []);
+  assert.ok(second.unchoke === 'b' || second.unchoke === 'c', 'the second decision explores');
+  assert.equal(c.choking.has(second.unchoke), false);
+  // The explored member is judged in the next window, in full: it delivers, a does not.
+  c.first(second.unchoke);
+  const third = c.decide(mesh, 30, rng);
+  assert.deepEqual(third.choke, ['a']);
+});
+
+test('a window decision chokes the member that delivered nothing first and keeps the explored one that did', () => {
+  const net = star(['a', 'b', 'c'], { D: 3, Dlo: 2, Dhi: 6, Dscore: 2, Dout: 1, Dunchoked: 1, chokeWindow: 4, unchokeExploreWindows: 1 });
   const open = net.get('n0').meshPeers('txs').filter((m) => !choking(net, 'n0').includes(m));
   assert.equal(open.length, 1);
-  const [first] = open;
-  // Exploration unchokes one choked member at the next even heartbeat.
-  const before = net.controls((c) => c.from === 'n0' && c.control.unchoke.length > 0).length;
-  net.advance(2_000);
-  const unchoked = net.controls((c) => c.from === 'n0' && c.control.unchoke.length > 0).slice(before);
-  assert.equal(unchoked.length, 1, 'one member unchoked to be measured again');
+  const [first] = open as [string];
+  // Window 1: items from the open member; the decision explores one choked member.
+  for (let k = 0; k < 4; k++) net.inject(first, 'n0', 'txs', payloadOf(100 + k));
+  const unchoked = net.controls((c) => c.from === 'n0' && c.control.unchoke.length > 0);
+  assert.equal(unchoked.length, 1, 'one member unchoked to be measured');
   const explored = unchoked[0]!.to;
-  // The explored member delivers every item first; two windows (the first is partial for it).
-  for (let k = 0; k < 8; k++) net.inject(explored, 'n0', 'txs', payloadOf(100 + k));
-  assert.deepEqual(choking(net, 'n0').includes(first!), true, `${first} delivered nothing and is choked`);
+  // Window 2: the explored member delivers every item first.
+  for (let k = 0; k < 4; k++) net.inject(explored, 'n0', 'txs', payloadOf(200 + k));
+  assert.ok(choking(net, 'n0').includes(first), `${first} delivered nothing in the window and is choked`);
   assert.equal(choking(net, 'n0').includes(explored), false, `${explored} stays unchoked`);
   assert.equal(net.controls((c) => c.from === 'n0' && c.to === first && c.control.choke.includes('txs')).length, 1);
 });
@@ -131,7 +151,7 @@ test('a choked member whose IHAVE beats every push is unchoked', () => {
 });
 
 test('when an unchoked member leaves, a choked one is unchoked at the next heartbeat', () => {
-  const net = star(['a', 'b', 'c', 'e'], { D: 4, Dlo: 2, Dhi: 8, Dout: 1, Dunchoked: 2, unchokeExploreTicks: 0 });
+  const net = star(['a', 'b', 'c', 'e'], { D: 4, Dlo: 2, Dhi: 8, Dout: 1, Dunchoked: 2, unchokeExploreWindows: 0 });
   const r = net.get('n0');
   const open = r.meshPeers('txs').filter((m) => !choking(net, 'n0').includes(m));
   assert.equal(open.length, 2);
@@ -143,7 +163,7 @@ test('when an unchoked member leaves, a choked one is unchoked at the next heart
 });
 
 test("a choked member's per-item IHAVEs are exempt from the IHAVE message cap, within an id budget", () => {
-  const net = star(['a', 'b', 'c'], { D: 3, Dlo: 2, Dhi: 6, Dscore: 2, Dout: 1, Dunchoked: 1, maxIHaveMessages: 2, maxIHaveLength: 20, unchokeExploreTicks: 0 });
+  const net = star(['a', 'b', 'c'], { D: 3, Dlo: 2, Dhi: 6, Dscore: 2, Dout: 1, Dunchoked: 1, maxIHaveMessages: 2, maxIHaveLength: 20, unchokeExploreWindows: 0 });
   const [b] = choking(net, 'n0');
   assert.ok(b !== undefined);
   for (let k = 0; k < 5; k++) net.injectControl(b, 'n0', { ihave: [['txs', [new Uint8Array(20).fill(k + 1)]]] });
@@ -209,4 +229,21 @@ test('a peer that joins the mesh is offered the recent ids it does not hold (ite
   assert.ok(net.receivers(item).has('f'), 'F pulled the item X offered when it joined');
   net.advance(3_000);
   assert.equal(net.items((s) => s.to === 'f').length, 1, 'offered once, pulled once');
+});
+
+test('a disconnect clears the choke state on both sides: a member that comes back is neither choked nor choking', () => {
+  const net = fullNet(6, { Dunchoked: 1 });
+  net.subscribe('txs');
+  net.advance(3_000);
+  const r = net.get('n0');
+  const m = r.meshPeers('txs').find((p) => r.peerStatus(p, net.now)?.chokedBy.includes('txs'));
+  const c = r.meshPeers('txs').find((p) => choking(net, 'n0').includes(p));
+  assert.ok(m !== undefined && c !== undefined, 'n0 has a member that choked it and one it choked');
+  net.disconnect('n0', m);
+  net.disconnect('n0', c);
+  assert.equal(r.stats().topics.txs!.chokedBy, r.meshPeers('txs').filter((p) => r.peerStatus(p, net.now)?.chokedBy.length).length);
+  assert.equal(r.stats().topics.txs!.choking, choking(net, 'n0').length);
+  net.connect('n0', m);
+  net.connect('n0', c);
+  for (const p of [m, c]) assert.deepEqual(r.peerStatus(p, net.now), { ...r.peerStatus(p, net.now)!, mesh: [], choking: [], chokedBy: [] }, `${p} starts clean`);
 });

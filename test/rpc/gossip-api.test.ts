@@ -40,11 +40,14 @@ async function withServices(fn: (s: Services) => Promise<void>): Promise<void> {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'pqnet-gossip-api-'));
       dirs.push(dir);
       const { gossip, ...rest } = extra as { gossip?: Record<string, unknown> };
+      // The chain topics are listed explicitly (joined without sync); `topics: undefined` means the default list.
+      const g: Record<string, unknown> = { heartbeat_ms: 50, topics: ['blocks', 'txs', 'votes'], ...gossip };
+      for (const k of Object.keys(g)) if (g[k] === undefined) delete g[k];
       const config = loadConfig({
         env: {},
         homeDir: dir,
         flags: {
-          values: { data_dir: dir, listen: ['tcp://127.0.0.1:0'], api: { listen: '127.0.0.1:0', token: TOKEN, max_body_bytes: MAX_BODY }, sync: { enabled: false }, gossip: { heartbeat_ms: 50, ...gossip }, ...rest },
+          values: { data_dir: dir, listen: ['tcp://127.0.0.1:0'], api: { listen: '127.0.0.1:0', token: TOKEN, max_body_bytes: MAX_BODY }, sync: { enabled: false }, gossip: g, ...rest },
           describe: () => 'test',
         },
       });
@@ -215,6 +218,9 @@ test('the topic validator set through the service judges local publishes (reject
     assert.equal(topicOf(await status(a), 'txs').published, 0);
     // Accepted by A's validator, published; B's validator judges it as an item from a peer.
     assert.equal((await publish(a, { topic: 'txs', data: b64(new Uint8Array([2, 9])) })).status, 200);
+    const calls = seen.length;
+    isError(await publish(a, { topic: 'txs', data: b64(new Uint8Array([2, 9])) }), 409, 'GOSSIP_DUPLICATE');
+    assert.equal(seen.length, calls, 'a duplicate is refused before the validator (which may act on the item) runs');
     assert.equal((await publish(a, { topic: 'txs', data: b64(new Uint8Array([3, 9])) })).status, 200);
     await until(async () => {
       const r = topicOf(await status(b), 'txs').received;
@@ -272,6 +278,9 @@ test('gossip disabled: the protocol is not announced, /gossip/* answer 404 NO_GO
     assert.ok(on.chainGossip !== undefined, 'sync and gossip on: blocks and transactions go through topics');
     assert.deepEqual(on.gossip?.router.meshPeers('blocks'), [], 'the blocks topic is joined by the chain bridge');
     assert.ok(on.gossip?.router.subscribed('blocks') && on.gossip.router.subscribed('txs'));
+    // Sync off and the default topics: the chain topics are left out (nothing would validate them).
+    const chainless = await svc.start({ gossip: { topics: undefined } });
+    assert.deepEqual(['blocks', 'txs', 'votes'].map((t) => chainless.gossip?.router.subscribed(t)), [false, false, true]);
     await off.node.connect(on.node.listenAddresses[0]!);
     await until(() => on.node.peers().some((p) => p.state === 'active'), 'the connection');
     // Sync is announced alone by the node without gossip, both by the other.
