@@ -48,7 +48,7 @@ function failed(r: Run, code: number, re: RegExp): void {
   assert.equal(r.stdout, '');
 }
 
-/** Two services with gossip (sync off, fast heartbeat), B dialled A; A's API token is generated into its data directory. */
+/** Two services with gossip (sync off, so the chain topics are listed to be joined; fast heartbeat), B dialled A; A's API token is generated into its data directory. */
 async function withNodes(fn: (a: NodeService, b: NodeService, dirA: string) => Promise<void>): Promise<void> {
   const dirs: string[] = [];
   const services: NodeService[] = [];
@@ -59,7 +59,7 @@ async function withNodes(fn: (a: NodeService, b: NodeService, dirA: string) => P
       const config = loadConfig({
         env: {},
         homeDir: dir,
-        flags: { values: { data_dir: dir, listen: ['tcp://127.0.0.1:0'], api: { listen: '127.0.0.1:0' }, sync: { enabled: false }, gossip: { heartbeat_ms: 50 } }, describe: () => 'test' },
+        flags: { values: { data_dir: dir, listen: ['tcp://127.0.0.1:0'], api: { listen: '127.0.0.1:0' }, sync: { enabled: false }, gossip: { heartbeat_ms: 50, topics: ['blocks', 'txs', 'votes'] } }, describe: () => 'test' },
       });
       services.push(await startNodeService(config, createLogger({ level: 'silent', format: 'json' })));
     }
