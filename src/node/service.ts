@@ -114,7 +114,8 @@ export async function startNodeService(config: ResolvedConfig, log: Logger): Pro
   }
 }
 
-async function startWith(config: ResolvedConfig, log: Logger, identity: Identity, clock: SystemClock, chain: Devchain | undefined): Promise<NodeService> {
+/** The node, with its peer events logged. */
+function createNode(config: ResolvedConfig, log: Logger, identity: Identity, clock: SystemClock, chain: Devchain | undefined): Node {
   const protocols = [...(chain === undefined ? [] : [SYNC_PROTOCOL]), ...(config.gossip.enabled ? [GOSSIP_PROTOCOL] : [])];
   const node = new Node({
     identity,
@@ -141,73 +142,110 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   );
   node.on('peer:offense', (p, reason, detail) => log.debug({ peerId: p.peerId, reason, detail }, 'peer offense'));
   node.on('banned', (b) => log.warn({ kind: b.kind, target: b.target, reason: b.reason, expiresAt: new Date(b.expiresAt).toISOString() }, 'ban'));
-  // State mode on a chain that has no block yet: a snapshot first, blocks above it afterwards.
-  const wantState = chain !== undefined && config.sync.mode === 'state' && chain.tip().height === 0;
-  const sync = chain === undefined ? undefined : new ChainSync(node, chain, clock, { blocks: config.sync.blocks, progressPath: config.sync.progressPath, blocksPaused: wantState });
+  return node;
+}
+
+interface ChainParts {
+  readonly sync: ChainSync;
+  readonly stateSync: StateSyncService;
+  readonly relay: Relay;
+  /** State mode on a chain that has no block yet: a snapshot first, blocks above it afterwards. */
+  readonly wantState: boolean;
+}
+
+/** Sync, state sync and relay on `chain`, wired to each other and logged (not started). */
+function createChainParts(config: ResolvedConfig, log: Logger, node: Node, clock: SystemClock, chain: Devchain): ChainParts {
+  const wantState = config.sync.mode === 'state' && chain.tip().height === 0;
+  const sync = new ChainSync(node, chain, clock, { blocks: config.sync.blocks, progressPath: config.sync.progressPath, blocksPaused: wantState });
   // Every syncing node serves snapshots; only a state-mode node fetches one.
-  const stateSync = chain === undefined ? undefined : new StateSyncService(node, chain, clock, { storePath: config.sync.statePath });
+  const stateSync = new StateSyncService(node, chain, clock, { storePath: config.sync.statePath });
   // Relay follows the chain (mempool upkeep, announcements); an announcement it cannot place sends headers-first sync to that peer.
-  const relay =
-    chain === undefined || sync === undefined
-      ? undefined
-      : new Relay(node, chain, clock, { onBlockAnnounced: (peer, height) => sync.onPeerHeight(peer, height ?? chain.bestHeader().height + 1) });
-  if (sync !== undefined && relay !== undefined) {
-    sync.on('state', (p) => log.info({ state: p.state, tipHeight: p.tipHeight, bestHeaderHeight: p.bestHeaderHeight, targetHeight: p.targetHeight, peers: p.peers }, 'sync state'));
-    sync.on('fault', (e) => log.error({ err: e }, 'sync stopped: the chain failed'));
-    // Downloaded blocks are announced only once synced, and only the one that became the tip (a slice of
-    // imports may end there); never to the peer that served it. While catching up they are old news.
-    sync.on('imported', (r, from, hash) => {
-      relay.markBlockKnown(from, hash);
-      const last = r.connected.at(-1);
-      relay.onChainChanged(r, last !== undefined && sync.synced && sameHash(last, sync.chain.tip().hash));
-    });
-    stateSync?.on('selected', (m, resumed) => log.info({ height: m.height, chunks: m.chunkHashes.length, bytes: m.totalBytes, resumed }, 'state sync: snapshot chosen'));
-    stateSync?.on('discarded', (m, why) => log.warn({ height: m.height, why }, 'state sync: snapshot discarded'));
-    stateSync?.on('applied', (m) => {
-      log.info({ height: m.height, bytes: m.totalBytes }, 'state sync: snapshot applied; fetching the blocks above it');
-      sync.setBlocksPaused(false);
-    });
-    stateSync?.on('failed', (e) => {
-      log.error({ err: e }, 'state sync stopped; falling back to block sync from the tip');
-      sync.setBlocksPaused(false);
-    });
-    relay.on('fault', (e) => log.error({ err: e }, 'relay: local failure'));
-  }
-  // Gossip registers its message types on the node, so it comes before start.
-  const gossip = config.gossip.enabled ? new Gossip(node, clock, { params: config.gossip.params }) : undefined;
-  if (gossip !== undefined) {
-    for (const [name, spec] of Object.entries(config.gossip.define)) gossip.define(name, spec);
-    gossip.on('fault', (e) => log.error({ err: e }, 'gossip: local failure'));
-  }
-  // The chain's blocks and transactions through gossip topics (it joins `blocks` and `txs`).
-  const chainGossip = gossip !== undefined && config.gossip.chain && chain !== undefined && relay !== undefined && sync !== undefined ? new ChainGossip(gossip, { chain, relay, sync, clock, log }) : undefined;
-  // Without the bridge nothing validates the chain topics: joined, the node would forward anything on them
-  // (and be penalised by the peers that validate), so the default list's are left out. Listed by the operator, they are joined.
-  const unbridged = chainGossip === undefined ? config.gossip.topics.filter((t) => t === TXS_TOPIC || t === BLOCKS_TOPIC) : [];
-  const chainTopics: string[] = config.gossip.topicsSet ? [] : unbridged;
+  const relay = new Relay(node, chain, clock, { onBlockAnnounced: (peer, height) => sync.onPeerHeight(peer, height ?? chain.bestHeader().height + 1) });
+  sync.on('state', (p) => log.info({ state: p.state, tipHeight: p.tipHeight, bestHeaderHeight: p.bestHeaderHeight, targetHeight: p.targetHeight, peers: p.peers }, 'sync state'));
+  sync.on('fault', (e) => log.error({ err: e }, 'sync stopped: the chain failed'));
+  // Downloaded blocks are announced only once synced, and only the one that became the tip (a slice of
+  // imports may end there); never to the peer that served it. While catching up they are old news.
+  sync.on('imported', (r, from, hash) => {
+    relay.markBlockKnown(from, hash);
+    const last = r.connected.at(-1);
+    relay.onChainChanged(r, last !== undefined && sync.synced && sameHash(last, sync.chain.tip().hash));
+  });
+  stateSync.on('selected', (m, resumed) => log.info({ height: m.height, chunks: m.chunkHashes.length, bytes: m.totalBytes, resumed }, 'state sync: snapshot chosen'));
+  stateSync.on('discarded', (m, why) => log.warn({ height: m.height, why }, 'state sync: snapshot discarded'));
+  stateSync.on('applied', (m) => {
+    log.info({ height: m.height, bytes: m.totalBytes }, 'state sync: snapshot applied; fetching the blocks above it');
+    sync.setBlocksPaused(false);
+  });
+  stateSync.on('failed', (e) => {
+    log.error({ err: e }, 'state sync stopped; falling back to block sync from the tip');
+    sync.setBlocksPaused(false);
+  });
+  relay.on('fault', (e) => log.error({ err: e }, 'relay: local failure'));
+  return { sync, stateSync, relay, wantState };
+}
+
+/**
+ * Gossip (before `node.start()`: it registers its message types) with the
+ * configured topics defined and joined, and the chain bridge when sync runs
+ * and `gossip.chain` is on. Without the bridge nothing validates the chain
+ * topics: joined, the node would forward anything on them (and be penalised
+ * by the peers that validate), so the default list's are left out; listed by
+ * the operator, they are joined.
+ */
+function createGossip(config: ResolvedConfig, log: Logger, node: Node, clock: SystemClock, chain: Devchain | undefined, parts: ChainParts | undefined): { gossip: Gossip; chainGossip: ChainGossip | undefined } {
+  const gossip = new Gossip(node, clock, { params: config.gossip.params });
+  for (const [name, spec] of Object.entries(config.gossip.define)) gossip.define(name, spec);
+  gossip.on('fault', (e) => log.error({ err: e }, 'gossip: local failure'));
+  const chainGossip = config.gossip.chain && chain !== undefined && parts !== undefined ? new ChainGossip(gossip, { chain, relay: parts.relay, sync: parts.sync, clock, log }) : undefined;
   try {
-    if (gossip !== undefined) {
-      for (const topic of config.gossip.topics) if (!chainTopics.includes(topic)) gossip.subscribe(topic);
-      const p = gossip.router.params;
-      const joined = gossip.router.topics.names().filter((t) => gossip.router.subscribed(t));
-      log.info({ topics: joined, flood: p.flood, D: p.D, Dlo: p.Dlo, Dhi: p.Dhi, Dunchoked: p.Dunchoked, heartbeatMs: p.heartbeatMs }, 'gossip: subscribed');
-      if (chainTopics.length > 0) log.warn({ topics: chainTopics }, 'gossip: not joining the chain topics without the chain bridge (sync off or gossip.chain false)');
-      else if (unbridged.length > 0) log.warn({ topics: unbridged }, 'gossip: chain topics joined without the chain bridge: items on them are not validated unless the application sets a validator');
-    }
-    await node.start();
+    const unbridged = chainGossip === undefined ? config.gossip.topics.filter((t) => t === TXS_TOPIC || t === BLOCKS_TOPIC) : [];
+    const left: string[] = config.gossip.topicsSet ? [] : unbridged;
+    for (const topic of config.gossip.topics) if (!left.includes(topic)) gossip.subscribe(topic);
+    const p = gossip.router.params;
+    const joined = gossip.router.topics.names().filter((t) => gossip.router.subscribed(t));
+    log.info({ topics: joined, flood: p.flood, D: p.D, Dlo: p.Dlo, Dhi: p.Dhi, Dunchoked: p.Dunchoked, heartbeatMs: p.heartbeatMs }, 'gossip: subscribed');
+    if (left.length > 0) log.warn({ topics: left }, 'gossip: not joining the chain topics without the chain bridge (sync off or gossip.chain false)');
+    else if (unbridged.length > 0) log.warn({ topics: unbridged }, 'gossip: chain topics joined without the chain bridge: items on them are not validated unless the application sets a validator');
   } catch (e) {
-    stateSync?.stop();
+    chainGossip?.stop();
+    gossip.stop();
+    throw e;
+  }
+  return { gossip, chainGossip };
+}
+
+async function startWith(config: ResolvedConfig, log: Logger, identity: Identity, clock: SystemClock, chain: Devchain | undefined): Promise<NodeService> {
+  const node = createNode(config, log, identity, clock, chain);
+  const parts = chain === undefined ? undefined : createChainParts(config, log, node, clock, chain);
+  const { sync, stateSync, relay } = parts ?? {};
+  let gossip: Gossip | undefined;
+  let chainGossip: ChainGossip | undefined;
+  // The engines, stopped (before the node) when start fails and on shutdown.
+  const stopEngines = (): void => {
+    sync?.stop();
     relay?.stop();
+    stateSync?.stop();
     chainGossip?.stop();
     gossip?.stop();
+  };
+  try {
+    if (config.gossip.enabled) ({ gossip, chainGossip } = createGossip(config, log, node, clock, chain, parts));
+    await node.start();
+  } catch (e) {
+    stopEngines();
     throw isPqnetError(e) ? e : new PqnetError('LISTEN_FAILED', (e as Error).message, { cause: e });
   }
   sync?.start();
-  if (wantState) stateSync?.start();
+  if (parts?.wantState === true) stateSync?.start();
   const metrics = createNodeMetrics(node);
   const syncMetrics = sync === undefined ? undefined : addSyncMetrics(sync, metrics.registry);
   if (relay !== undefined) addRelayMetrics(relay, metrics.registry);
   const gossipMetrics = gossip === undefined ? undefined : addGossipMetrics(gossip, metrics.registry);
+  const closeMetrics = (): void => {
+    syncMetrics?.close();
+    gossipMetrics?.close();
+    metrics.close();
+  };
   const producer =
     chain === undefined || relay === undefined
       ? undefined
@@ -234,12 +272,13 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
   let api: ApiServer | undefined;
   const addrFile = apiAddressFile(config.dataDir);
   if (config.api.enabled) {
+    const g = gossip;
     try {
       const token = config.api.token ?? (await loadOrCreateApiToken(config.tokenPath, log));
       api = await ApiServer.start({
         node,
         ...(chainApi === undefined ? {} : { chain: chainApi }),
-        ...(gossip === undefined ? {} : { gossip: gossipApi({ gossip, node, validator: (topic) => gossip.validator(topic) }) }),
+        ...(g === undefined ? {} : { gossip: gossipApi({ gossip: g, node, validator: (topic) => g.validator(topic) }) }),
         metrics: metrics.registry,
         host: config.api.host,
         port: config.api.port,
@@ -251,14 +290,8 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
       await chmod(addrFile, 0o644);
     } catch (e) {
       await api?.close();
-      syncMetrics?.close();
-      gossipMetrics?.close();
-      metrics.close();
-      sync?.stop();
-      relay?.stop();
-      stateSync?.stop();
-      chainGossip?.stop();
-      gossip?.stop();
+      closeMetrics();
+      stopEngines();
       await node.stop();
       if (isPqnetError(e)) throw e;
       throw new PqnetError('LISTEN_FAILED', `API on ${config.api.host}:${config.api.port}: ${(e as Error).message}`, { cause: e });
@@ -280,11 +313,7 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
       // The API stops accepting first, but requests under way (a connect waiting on its handshake)
       // are answered by the node's shutdown (503 SHUTDOWN) before the server finishes closing.
       const closing = api?.close();
-      sync?.stop();
-      relay?.stop();
-      stateSync?.stop();
-      chainGossip?.stop();
-      gossip?.stop();
+      stopEngines();
       await node.stop();
       chain?.close();
       if (api !== undefined) {
@@ -293,9 +322,7 @@ async function startWith(config: ResolvedConfig, log: Logger, identity: Identity
         const written = await readFile(addrFile, 'utf8').catch(() => '');
         if (written.trim() === api.address) await rm(addrFile, { force: true });
       }
-      syncMetrics?.close();
-      gossipMetrics?.close();
-      metrics.close();
+      closeMetrics();
       log.info({ peerId: node.peerId }, 'node stopped');
     },
   };
