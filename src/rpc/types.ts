@@ -5,6 +5,8 @@
  * and bytes are numbers.
  */
 
+import type { GossipPeerStatus } from '../gossip/types.ts';
+import type { TopicScore } from '../gossip/scores.ts';
 import type { SyncProgress } from '../sync/progress.ts';
 
 /** Every non-2xx response: `{ "error": { "code": ..., "message": ... } }`. */
@@ -263,26 +265,11 @@ export interface GossipTopicJson {
   readonly published: number;
 }
 
-export interface GossipTopicScoreJson {
-  readonly topic: string;
-  readonly inMeshMs: number;
-  readonly firstDeliveries: number;
-  readonly meshDeliveries: number;
-  readonly invalid: number;
-  readonly score: number;
-}
+/** A peer's counters in one topic (the router's `TopicScore`; counts and score to 3 decimals, times in whole ms). */
+export type GossipTopicScoreJson = TopicScore;
 
-/** One peer that speaks gossip, as the router sees it. */
-export interface GossipPeerJson {
-  readonly peerId: string;
-  readonly outbound: boolean;
-  /** Topics it subscribes to, those where it is in our mesh, where we choked it and where it choked us. */
-  readonly topics: readonly string[];
-  readonly mesh: readonly string[];
-  readonly choking: readonly string[];
-  readonly chokedBy: readonly string[];
-  readonly scores: readonly GossipTopicScoreJson[];
-}
+/** One peer that speaks gossip, as the router sees it (`GossipPeerStatus`): topics, mesh topics, where we choked it and where it choked us. */
+export type GossipPeerJson = GossipPeerStatus;
 
 /** `GET /gossip/status`. */
 export interface GossipStatusResponse {

@@ -12,6 +12,7 @@ import { isPqnetError } from '../../src/core/errors.ts';
 import { isLoopbackHost } from '../../src/core/ip.ts';
 import { loadConfig } from '../../src/node/config.ts';
 import { loadOrCreateApiToken } from '../../src/node/service.ts';
+import { configError } from './_config.ts';
 
 async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pqnet-token-'));
@@ -28,16 +29,6 @@ async function configInvalid(p: Promise<unknown>): Promise<string> {
   } catch (e) {
     assert.ok(isPqnetError(e), String(e));
     assert.equal(e.code, 'CONFIG_INVALID', e.message);
-    return e.message;
-  }
-  assert.fail('expected CONFIG_INVALID');
-}
-
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isPqnetError(e) && e.code === 'CONFIG_INVALID', String(e));
     return e.message;
   }
   assert.fail('expected CONFIG_INVALID');

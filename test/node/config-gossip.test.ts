@@ -1,37 +1,15 @@
 /** The `[gossip]` section of the node configuration: defaults, overrides from every source, and every refusal. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { isPqnetError } from '../../src/core/errors.ts';
+import { configError, flags, withDir } from './_config.ts';
 import { DEFAULT_GOSSIP_PARAMS } from '../../src/gossip/params.ts';
 import { DEFAULT_GOSSIP_TOPICS } from '../../src/node/config-gossip.ts';
-import { configKeys, loadConfig, type ConfigLayer, type ResolvedConfig } from '../../src/node/config.ts';
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pqnet-config-gossip-'));
-  try {
-    fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-const flags = (values: Record<string, unknown>): ConfigLayer => ({ values, describe: (k) => `flag --${k}` });
+import { configKeys, loadConfig, type ResolvedConfig } from '../../src/node/config.ts';
 
 function load(dir: string, o: { file?: string; env?: Record<string, string>; flags?: Record<string, unknown> } = {}): ResolvedConfig {
   return loadConfig({ homeDir: dir, env: o.env ?? {}, ...(o.file === undefined ? {} : { file: o.file }), ...(o.flags === undefined ? {} : { flags: flags(o.flags) }) });
-}
-
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isPqnetError(e) && e.code === 'CONFIG_INVALID', String(e));
-    return e.message;
-  }
-  assert.fail('expected CONFIG_INVALID');
 }
 
 test('defaults: gossip on, mesh mode, blocks/txs/votes joined, chain through the topics, the router\'s default parameters', () => {

@@ -1,34 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { isPqnetError } from '../../src/core/errors.ts';
-import { DEFAULT_API_LISTEN, DEFAULT_LISTEN, configKeys, envName, loadConfig, type ConfigLayer } from '../../src/node/config.ts';
+import { configError, flags, withDir } from './_config.ts';
+import { DEFAULT_API_LISTEN, DEFAULT_LISTEN, configKeys, envName, loadConfig } from '../../src/node/config.ts';
 import { DEFAULT_POLICY } from '../../src/secure/policy.ts';
-
-function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pqnet-config-'));
-  try {
-    fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function flags(values: Record<string, unknown>): ConfigLayer {
-  return { values, describe: (k) => `flag --${k}` };
-}
-
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isPqnetError(e) && e.code === 'CONFIG_INVALID', String(e));
-    return e.message;
-  }
-  assert.fail('expected CONFIG_INVALID');
-}
 
 test('no file, no environment, no flags: the embedded defaults, in ~/.pqnet', () => {
   withDir((home) => {
